@@ -149,6 +149,40 @@ func TestZeroAllocs(t *testing.T) {
 	}
 }
 
+// TestEncodeIntoDirtyBuffer reuses a buffer full of 0xFF, as the feed reuses
+// its buffers: encoders do not zero what they append to, so each must write
+// every byte of its message, reserved bytes included.
+func TestEncodeIntoDirtyBuffer(t *testing.T) {
+	type enc struct {
+		name   string
+		encode func([]byte) ([]byte, error)
+	}
+	var all []enc
+	for _, bc := range benchCases {
+		all = append(all, enc{bc.name, bc.encode})
+	}
+	for _, v := range vectorTable {
+		all = append(all, enc{v.name, v.encode})
+	}
+	for _, bc := range all {
+		clean, err := bc.encode(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirty := make([]byte, 3, len(clean)+3)
+		for i := range dirty[:cap(dirty)] {
+			dirty[:cap(dirty)][i] = 0xFF
+		}
+		got, err := bc.encode(dirty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got[3:]) != string(clean) {
+			t.Errorf("%s: encoding into a reused buffer differs:\n got % x\nwant % x", bc.name, got[3:], clean)
+		}
+	}
+}
+
 func TestTradeSize(t *testing.T) {
 	if TradeSize > 64 {
 		t.Fatalf("a Trade is %d bytes on the wire, the budget is 64", TradeSize)

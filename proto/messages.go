@@ -60,6 +60,7 @@ func AppendTrade(dst []byte, h *Header, t *Trade) ([]byte, error) {
 	b[tradePExp] = byte(t.Price.Exp)
 	b[tradeQExp] = byte(t.Qty.Exp)
 	b[tradeSide] = byte(t.Side)
+	clear(b[tradeSide+1 : tradeBodyLen])
 	return dst, nil
 }
 
@@ -142,7 +143,7 @@ func appendBook(dst []byte, t MsgType, h *Header, id0, id1 uint64, bids, asks []
 	if n > MaxLevels {
 		return dst, ErrTooLarge
 	}
-	pexp, qexp, err := commonExp(bids, asks)
+	pexp, qexp, uniform, err := commonExp(bids, asks)
 	if err != nil {
 		return dst, err
 	}
@@ -157,6 +158,12 @@ func appendBook(dst []byte, t MsgType, h *Header, id0, id1 uint64, bids, asks []
 	binary.LittleEndian.PutUint16(b[bookNAsks:], uint16(len(asks)))
 	b[bookPExp] = byte(pexp)
 	b[bookQExp] = byte(qexp)
+	b[bookQExp+1], b[bookQExp+2] = 0, 0
+	if uniform { // the usual case: an exchange sends one scale per symbol
+		putLevels(b[bookFixedLen:], bids)
+		putLevels(b[bookFixedLen+levelLen*len(bids):], asks)
+		return dst, nil
+	}
 	off := bookFixedLen
 	for _, side := range [2][]Level{bids, asks} {
 		for i := range side {
@@ -173,26 +180,52 @@ func appendBook(dst []byte, t MsgType, h *Header, id0, id1 uint64, bids, asks []
 	return dst, nil
 }
 
-// commonExp returns the smallest price and quantity exponents among levels.
-// An empty book uses exponent 0.
-func commonExp(bids, asks []Level) (pexp, qexp int8, err error) {
-	first := true
+// putLevels writes levels at the start of b, which has room for them.
+func putLevels(b []byte, ls []Level) {
+	for i := range ls {
+		w := b[i*levelLen : i*levelLen+levelLen : i*levelLen+levelLen] // one bounds check per level
+		binary.LittleEndian.PutUint64(w[0:8], uint64(ls[i].Price.Mant))
+		binary.LittleEndian.PutUint64(w[8:16], uint64(ls[i].Qty.Mant))
+	}
+}
+
+// commonExp returns the smallest price and quantity exponents among levels,
+// and whether every level already has them. An empty book uses exponent 0.
+func commonExp(bids, asks []Level) (pexp, qexp int8, uniform bool, err error) {
+	switch {
+	case len(bids) > 0:
+		pexp, qexp = bids[0].Price.Exp, bids[0].Qty.Exp
+	case len(asks) > 0:
+		pexp, qexp = asks[0].Price.Exp, asks[0].Qty.Exp
+	default:
+		return 0, 0, true, nil
+	}
+	pmin, qmin := pexp, qexp
+	uniform = true
 	for _, side := range [2][]Level{bids, asks} {
 		for i := range side {
-			l := &side[i]
-			if err := checkExp(l.Price, l.Qty); err != nil {
-				return 0, 0, err
+			pe, qe := side[i].Price.Exp, side[i].Qty.Exp
+			if pe != pexp || qe != qexp {
+				uniform = false
+				pmin, qmin = min(pmin, pe), min(qmin, qe)
 			}
-			if first || l.Price.Exp < pexp {
-				pexp = l.Price.Exp
-			}
-			if first || l.Qty.Exp < qexp {
-				qexp = l.Qty.Exp
-			}
-			first = false
 		}
 	}
-	return pexp, qexp, nil
+	if pmin < MinExp || qmin < MinExp {
+		return 0, 0, false, ErrExponent
+	}
+	if !uniform { // the largest exponents must be in range too
+		for _, side := range [2][]Level{bids, asks} {
+			for i := range side {
+				if side[i].Price.Exp > MaxExp || side[i].Qty.Exp > MaxExp {
+					return 0, 0, false, ErrExponent
+				}
+			}
+		}
+	} else if pexp > MaxExp || qexp > MaxExp {
+		return 0, 0, false, ErrExponent
+	}
+	return pmin, qmin, uniform, nil
 }
 
 // BookView reads a decoded BookDelta or BookSnapshot. Same lifetime rules as
@@ -288,6 +321,7 @@ func AppendBBO(dst []byte, h *Header, q *BBO) ([]byte, error) {
 	putU64(b, bboUpdateID, q.UpdateID)
 	b[bboPExp] = byte(pexp)
 	b[bboQExp] = byte(qexp)
+	clear(b[bboQExp+1 : bboBodyLen])
 	return dst, nil
 }
 
@@ -366,6 +400,7 @@ func AppendStatus(dst []byte, h *Header, s *Status) ([]byte, error) {
 	putHeader(m, TypeStatus, h, statusBodyLen)
 	b := m[HeaderLen:]
 	b[statusState] = byte(s.State)
+	b[statusState+1] = 0
 	binary.LittleEndian.PutUint16(b[statusConns:], s.Connections)
 	binary.LittleEndian.PutUint16(b[statusInstruments:], s.Instruments)
 	binary.LittleEndian.PutUint16(b[statusInSync:], s.InSync)
@@ -445,6 +480,7 @@ func AppendReset(dst []byte, h *Header, r *Reset) ([]byte, error) {
 	putHeader(m, TypeReset, h, resetBodyLen)
 	b := m[HeaderLen:]
 	b[resetReason] = byte(r.Reason)
+	clear(b[resetReason+1 : resetLastID])
 	putU64(b, resetLastID, r.LastUpdateID)
 	return dst, nil
 }

@@ -215,8 +215,17 @@ func TestVectors(t *testing.T) {
 				t.Errorf("Len = %d, want %d", m.Len(), len(want))
 			}
 			got := normalize(t, fieldsJSON(m))
-			if wantJS := readJSON(t, filepath.Join(dir, tc.name+".json")); !reflect.DeepEqual(got, wantJS) {
+			wantJS := readJSON(t, filepath.Join(dir, tc.name+".json"))
+			if !reflect.DeepEqual(got, wantJS) {
 				t.Errorf("decoded fields differ from %s.json:\n got %v\nwant %v", tc.name, got, wantJS)
+			}
+			// AppendJSON, the renderer tools use, must produce the same document.
+			var rendered any
+			if err := json.Unmarshal(m.AppendJSON(nil), &rendered); err != nil {
+				t.Fatalf("AppendJSON is not valid JSON: %v\n%s", err, m.AppendJSON(nil))
+			}
+			if !reflect.DeepEqual(rendered, wantJS) {
+				t.Errorf("AppendJSON differs from %s.json:\n got %s", tc.name, m.AppendJSON(nil))
 			}
 		})
 	}

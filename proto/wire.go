@@ -93,8 +93,11 @@ const (
 	offRecvTime  = 24
 )
 
-// grow extends dst by n zeroed bytes and returns the extended slice and the
-// start of the new region. It allocates only when dst lacks capacity.
+// grow extends dst by n bytes and returns the extended slice and the new
+// region. The region is NOT zeroed: it may hold an earlier message's bytes,
+// so every encoder writes every byte of its message, reserved ones included
+// (TestEncodeIntoDirtyBuffer checks this). It allocates only when dst lacks
+// capacity.
 func grow(dst []byte, n int) ([]byte, []byte) {
 	l := len(dst)
 	if cap(dst)-l < n {
@@ -103,9 +106,7 @@ func grow(dst []byte, n int) ([]byte, []byte) {
 		dst = nb
 	}
 	dst = dst[:l+n]
-	m := dst[l:]
-	clear(m)
-	return dst, m
+	return dst, dst[l:]
 }
 
 // putHeader writes the header into m[:HeaderLen]; bodyLen must be a multiple of 8.

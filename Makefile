@@ -1,0 +1,54 @@
+# paddock's entry points. `make run` and `make test` are all a fresh machine
+# with Go (and node, for the cross-language vector check) needs.
+
+GO        ?= go
+TOOLS     := $(CURDIR)/.tools/bin
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1s
+# Packages whose benchmarks `make bench` runs, with ratios computed in one run.
+BENCH_PKGS ?= ./proto ./bench/wire
+
+.PHONY: run test vet fmt-check go-test js-test bench fuzz lint proto-gen
+
+## run: the main job on embedded defaults (no cloud account, no internet).
+run:
+	$(GO) run ./cmd/paddock wire demo
+
+## test: everything CI checks.
+test: vet fmt-check go-test js-test
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+go-test:
+	$(GO) test -race -count=1 ./...
+
+# The Node.js decoder is checked against the same vectors as the Go code.
+js-test:
+	node --test proto/js/
+
+## bench: hot-path benchmarks, with each codec compared to paddock's in the same run.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS) | $(GO) run ./bench/cmd/benchratio -base codec=paddock
+
+## fuzz: every fuzz target for FUZZTIME each (seed corpora live in testdata/fuzz).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## lint: staticcheck, installed into .tools/ on first use.
+lint:
+	@test -x $(TOOLS)/staticcheck || GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	$(TOOLS)/staticcheck ./...
+
+## proto-gen: regenerate the protobuf types used only by the comparison benchmarks.
+proto-gen:
+	@test -x $(TOOLS)/protoc-gen-go || GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	cd bench/wire/wirepb && PATH=$(TOOLS):$$PATH protoc --go_out=. --go_opt=paths=source_relative wire.proto
