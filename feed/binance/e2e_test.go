@@ -1,0 +1,211 @@
+package binance_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/paddockhq/paddock/feed/binance"
+	"github.com/paddockhq/paddock/feed/sim"
+	"github.com/paddockhq/paddock/proto"
+)
+
+// Every test here runs the simulator, the adapter, the service and NATS for
+// real on loopback; the simulator's true book is the reference.
+
+func TestBooksAndTradesMatchSimulator(t *testing.T) {
+	for _, futures := range []bool{false, true} {
+		name := "venue=binance"
+		if futures {
+			name = "venue=binance-perp"
+		}
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, harnessOpts{futures: futures, symbols: []string{"btcusdt", "ethusdt"}})
+			books := []*bookWatcher{h.watchBook("btcusdt"), h.watchBook("ethusdt")}
+			trades := h.watchTrades("btcusdt")
+			h.start()
+			h.stepUntil("both books in sync", 10*time.Second, func() bool {
+				ok, _ := h.svc.Ready()
+				return ok
+			})
+			_, readyID := h.sim.Trades(futures, "BTCUSDT")
+			h.sim.Step(500)
+			h.matches(books[0], "btcusdt")
+			h.matches(books[1], "ethusdt")
+			_, lastID := h.sim.Trades(futures, "BTCUSDT")
+			waitUntil(t, "the last trade", 5*time.Second, func() bool { return trades.last() == lastID })
+			trades.exactlyOnce(t, lastID)
+			// Every trade printed once the feed was ready must have arrived.
+			if first := trades.ids[0]; first > readyID+1 {
+				t.Fatalf("first trade received is %d; trades after %d were printed while the feed was ready", first, readyID)
+			}
+			for _, b := range books {
+				if b.seqErrors != 0 || len(b.resets) != 0 || b.snapshots != 1 {
+					t.Fatalf("book stream: %d sequence breaks, resets %v, %d snapshots", b.seqErrors, b.resets, b.snapshots)
+				}
+			}
+			if got := h.metric("paddock_feed_book_gaps_total"); got != 0 {
+				t.Errorf("%v gaps counted on a clean run", got)
+			}
+		})
+	}
+}
+
+func TestGapPublishesResetThenSnapshot(t *testing.T) {
+	h := newHarness(t, harnessOpts{symbols: []string{"btcusdt", "ethusdt"}})
+	w := h.watchBook("btcusdt")
+	other := h.watchBook("ethusdt")
+	h.start()
+	h.stepUntil("in sync", 10*time.Second, func() bool { ok, _ := h.svc.Ready(); return ok })
+	h.sim.Step(20)
+	h.matches(w, "btcusdt")
+	otherSnapshots := other.snapshots
+
+	h.sim.SkipNextDepth(false, "BTCUSDT")
+	h.sim.Step(50)
+	h.matches(w, "btcusdt")
+	h.matches(other, "ethusdt")
+	w.mu.Lock()
+	resets, snapshots, seqErrors := append([]proto.ResetReason(nil), w.resets...), w.snapshots, w.seqErrors
+	w.mu.Unlock()
+	if len(resets) != 1 || resets[0] != proto.ResetGap || snapshots != 2 || seqErrors != 0 {
+		t.Fatalf("after a gap: resets %v, %d snapshots, %d sequence breaks; want one gap Reset and a second snapshot", resets, snapshots, seqErrors)
+	}
+	if other.snapshots != otherSnapshots || len(other.resets) != 0 {
+		t.Fatal("the other instrument was disturbed by this one's gap")
+	}
+	if h.metric("paddock_feed_book_gaps_total") != 1 || h.metric("paddock_feed_book_resyncs_total") != 3 {
+		t.Fatalf("gaps %v resyncs %v", h.metric("paddock_feed_book_gaps_total"), h.metric("paddock_feed_book_resyncs_total"))
+	}
+}
+
+func TestDisconnectRecovers(t *testing.T) {
+	h := newHarness(t, harnessOpts{symbols: []string{"btcusdt"}})
+	w := h.watchBook("btcusdt")
+	h.start()
+	h.stepUntil("in sync", 10*time.Second, func() bool { ok, _ := h.svc.Ready(); return ok })
+	h.sim.DropConnections()
+	h.stepUntil("reconnected and in sync", 10*time.Second, func() bool {
+		_, opened := h.sim.Connections()
+		ok, _ := h.svc.Ready()
+		return opened >= 2 && ok
+	})
+	h.sim.Step(100)
+	h.matches(w, "btcusdt")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.resets) == 0 || w.resets[0] != proto.ResetDisconnect || w.seqErrors != 0 {
+		t.Fatalf("resets %v, sequence breaks %d", w.resets, w.seqErrors)
+	}
+	if h.metric("paddock_feed_reconnects_total") < 1 {
+		t.Fatal("reconnect not counted")
+	}
+}
+
+func TestSilentConnectionIsReplaced(t *testing.T) {
+	h := newHarness(t, harnessOpts{symbols: []string{"btcusdt"}, cfg: binance.Config{SilenceTimeout: 300 * time.Millisecond}})
+	w := h.watchBook("btcusdt")
+	h.start()
+	h.stepUntil("in sync", 10*time.Second, func() bool { ok, _ := h.svc.Ready(); return ok })
+	h.sim.Stall()
+	h.stepUntil("a new connection", 10*time.Second, func() bool {
+		_, opened := h.sim.Connections()
+		ok, _ := h.svc.Ready()
+		return opened >= 2 && ok
+	})
+	h.sim.Step(50)
+	h.matches(w, "btcusdt")
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.resets) == 0 || w.resets[0] != proto.ResetStale {
+		t.Fatalf("resets %v, want a stale Reset first", w.resets)
+	}
+}
+
+func TestMalformedFramesNeverStopTheFeed(t *testing.T) {
+	h := newHarness(t, harnessOpts{symbols: []string{"btcusdt"}})
+	w := h.watchBook("btcusdt")
+	trades := h.watchTrades("btcusdt")
+	h.start()
+	h.stepUntil("in sync", 10*time.Second, func() bool { ok, _ := h.svc.Ready(); return ok })
+	bad := []string{
+		`{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":1`, // truncated
+		`not json at all`, // garbage
+		`{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":1,"p":"1e5","q":"1","m":true}}`,                  // exponent
+		`{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":1,"p":"99999999999999999999","q":"1","m":true}}`, // overflow
+		`{"stream":"x@ticker","data":{"e":"24hrTicker","s":"BTCUSDT"}}`,                                                   // unknown event
+		`{"stream":"dogeusdt@trade","data":{"e":"trade","E":1,"s":"DOGEUSDT","t":1,"p":"1","q":"1","m":true}}`,            // unknown symbol
+		`{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","s":"BTCUSDT","U":1,"u":2,"b":[["1"]],"a":[]}}`,
+	}
+	for _, f := range bad {
+		h.sim.SendRaw(false, []byte(f))
+	}
+	h.sim.Step(100)
+	h.matches(w, "btcusdt")
+	_, lastID := h.sim.Trades(false, "BTCUSDT")
+	waitUntil(t, "trades after the bad frames", 5*time.Second, func() bool { return trades.last() == lastID })
+	waitUntil(t, "the bad frames to be counted", 5*time.Second, func() bool {
+		return h.metric("paddock_feed_parse_errors_total") == 6 && h.metric("paddock_feed_unknown_symbol_frames_total") == 1
+	})
+	if len(w.resets) != 0 {
+		t.Fatalf("bad frames disturbed the book: resets %v", w.resets)
+	}
+}
+
+// TestPlannedRolloverLosesAndDuplicatesNothing runs the market continuously
+// while the feed rolls its connection over several times before the
+// simulator's compressed 24-hour cap.
+func TestPlannedRolloverLosesAndDuplicatesNothing(t *testing.T) {
+	h := newHarness(t, harnessOpts{
+		symbols: []string{"btcusdt"},
+		simCfg:  sim.Config{MaxConnAge: 3 * time.Second, TradeEvery: 1},
+		cfg:     binance.Config{MaxConnAge: 400 * time.Millisecond, RolloverOverlap: 100 * time.Millisecond},
+	})
+	w := h.watchBook("btcusdt")
+	trades := h.watchTrades("btcusdt")
+	h.start()
+	h.stepUntil("in sync", 10*time.Second, func() bool { ok, _ := h.svc.Ready(); return ok })
+	first := trades.last()
+	ctx, cancel := contextWithTimeout(t, 2*time.Second)
+	h.sim.Run(ctx, 400)
+	cancel()
+	h.matches(w, "btcusdt")
+	count, lastID := h.sim.Trades(false, "BTCUSDT")
+	waitUntil(t, "the last trade", 5*time.Second, func() bool { return trades.last() == lastID })
+	trades.exactlyOnce(t, lastID)
+	if rolls := h.metric("paddock_feed_rollovers_total"); rolls < 3 {
+		t.Fatalf("%v rollovers in 2s with a 400ms age cap", rolls)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.resets) != 0 || w.seqErrors != 0 || h.metric("paddock_feed_trade_ids_missed_total") != 0 {
+		t.Fatalf("rollover was not clean: resets %v, sequence breaks %d, missed trade ids %v",
+			w.resets, w.seqErrors, h.metric("paddock_feed_trade_ids_missed_total"))
+	}
+	t.Logf("%d trades over %v rollovers, first id %d, last %d; %v duplicates dropped",
+		count, h.metric("paddock_feed_rollovers_total"), first, lastID, h.metric("paddock_feed_duplicates_dropped_total"))
+}
+
+func TestServerShutdownRollsOver(t *testing.T) {
+	h := newHarness(t, harnessOpts{
+		symbols: []string{"btcusdt"},
+		simCfg:  sim.Config{TradeEvery: 1},
+		cfg:     binance.Config{RolloverOverlap: 100 * time.Millisecond},
+	})
+	trades := h.watchTrades("btcusdt")
+	w := h.watchBook("btcusdt")
+	h.start()
+	h.stepUntil("in sync", 10*time.Second, func() bool { ok, _ := h.svc.Ready(); return ok })
+	ctx, cancel := contextWithTimeout(t, 1500*time.Millisecond)
+	go func() {
+		time.AfterFunc(200*time.Millisecond, func() { h.sim.AnnounceShutdown(800 * time.Millisecond) })
+	}()
+	h.sim.Run(ctx, 300)
+	cancel()
+	_, lastID := h.sim.Trades(false, "BTCUSDT")
+	waitUntil(t, "the last trade", 5*time.Second, func() bool { return trades.last() == lastID })
+	trades.exactlyOnce(t, lastID)
+	h.matches(w, "btcusdt")
+	if h.metric("paddock_feed_rollovers_total") < 1 || h.metric("paddock_feed_reconnects_total") != 0 {
+		t.Fatalf("rollovers %v reconnects %v", h.metric("paddock_feed_rollovers_total"), h.metric("paddock_feed_reconnects_total"))
+	}
+}

@@ -1,0 +1,146 @@
+package feed
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var errNotInSync = errors.New("feed: book is not in sync")
+
+// Metrics are the feed's Prometheus metrics. Create one per registry with
+// NewMetrics; the hot path uses label handles resolved once per venue and
+// instrument, so counting costs an atomic add and no allocation.
+type Metrics struct {
+	connState     *prometheus.GaugeVec
+	connections   *prometheus.GaugeVec
+	reconnects    *prometheus.CounterVec
+	rollovers     *prometheus.CounterVec
+	frames        *prometheus.CounterVec
+	parseErrors   *prometheus.CounterVec
+	duplicates    *prometheus.CounterVec
+	unknownSyms   *prometheus.CounterVec
+	gaps          *prometheus.CounterVec
+	resyncs       *prometheus.CounterVec
+	tradeGaps     *prometheus.CounterVec
+	published     *prometheus.CounterVec
+	publishErrors *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	lastAge       *prometheus.GaugeVec
+	inSync        *prometheus.GaugeVec
+	snapshotReqs  *prometheus.CounterVec
+}
+
+// NewMetrics creates the feed's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	v := []string{"venue"}
+	vi := []string{"venue", "instrument"}
+	m := &Metrics{
+		connState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paddock_feed_connection_state",
+			Help: "Venue connection state: 0 unknown, 1 connecting, 2 connected, 3 disconnected, 4 stale."}, v),
+		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paddock_feed_connections",
+			Help: "Open exchange WebSocket connections (two per slot during a rollover)."}, v),
+		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_reconnects_total",
+			Help: "Unplanned reconnections after a lost, silent or failed connection."}, v),
+		rollovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_rollovers_total",
+			Help: "Planned make-before-break connection rollovers (age cap or serverShutdown)."}, v),
+		frames: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_frames_total",
+			Help: "WebSocket data frames received."}, v),
+		parseErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_parse_errors_total",
+			Help: "Frames dropped because they could not be parsed, by reason."}, []string{"venue", "reason"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_duplicates_dropped_total",
+			Help: "Events dropped as already published (overlapping connections during a rollover)."}, v),
+		unknownSyms: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_unknown_symbol_frames_total",
+			Help: "Frames for symbols that are not configured."}, v),
+		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_book_gaps_total",
+			Help: "Order book continuity breaks (each publishes a Reset and triggers a resync)."}, vi),
+		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_book_resyncs_total",
+			Help: "Order books brought (back) in sync from a REST snapshot."}, vi),
+		tradeGaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_trade_ids_missed_total",
+			Help: "Exchange trade ids never received (gaps in the venue's sequential trade ids)."}, vi),
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_messages_published_total",
+			Help: "Messages published to NATS, by message type."}, []string{"venue", "instrument", "type"}),
+		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_nats_publish_errors_total",
+			Help: "NATS publish calls that failed."}, v),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paddock_feed_publish_latency_seconds",
+			Help:    "Exchange event time to NATS publish (includes clock skew between the exchange and this host).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, v),
+		lastAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paddock_feed_last_message_age_seconds",
+			Help: "Seconds since the last exchange frame, updated every status interval."}, v),
+		inSync: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paddock_feed_books_in_sync",
+			Help: "Instruments whose order book is in sync."}, v),
+		snapshotReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_snapshot_requests_total",
+			Help: "Snapshot requests answered."}, v),
+	}
+	reg.MustRegister(m.connState, m.connections, m.reconnects, m.rollovers, m.frames, m.parseErrors, m.duplicates,
+		m.unknownSyms, m.gaps, m.resyncs, m.tradeGaps, m.published, m.publishErrors, m.latency, m.lastAge, m.inSync, m.snapshotReqs)
+	return m
+}
+
+// VenueMetrics are one venue's resolved metric handles, for its adapter.
+type VenueMetrics struct {
+	m              *Metrics
+	venue          string
+	Frames         prometheus.Counter
+	Reconnects     prometheus.Counter
+	Rollovers      prometheus.Counter
+	Duplicates     prometheus.Counter
+	UnknownSymbols prometheus.Counter
+	Connections    prometheus.Gauge
+	connState      prometheus.Gauge
+	lastAge        prometheus.Gauge
+	inSync         prometheus.Gauge
+	snapshotReqs   prometheus.Counter
+}
+
+func (m *Metrics) forVenue(venue string) *VenueMetrics {
+	return &VenueMetrics{
+		m: m, venue: venue,
+		Frames:         m.frames.WithLabelValues(venue),
+		Reconnects:     m.reconnects.WithLabelValues(venue),
+		Rollovers:      m.rollovers.WithLabelValues(venue),
+		Duplicates:     m.duplicates.WithLabelValues(venue),
+		UnknownSymbols: m.unknownSyms.WithLabelValues(venue),
+		Connections:    m.connections.WithLabelValues(venue),
+		connState:      m.connState.WithLabelValues(venue),
+		lastAge:        m.lastAge.WithLabelValues(venue),
+		inSync:         m.inSync.WithLabelValues(venue),
+		snapshotReqs:   m.snapshotReqs.WithLabelValues(venue),
+	}
+}
+
+// ParseError counts a dropped frame. reason is a short fixed string (the
+// error's text), so the label set stays small.
+func (vm *VenueMetrics) ParseError(reason string) {
+	vm.m.parseErrors.WithLabelValues(vm.venue, reason).Inc()
+}
+
+// instrumentMetrics are one instrument's resolved handles.
+type instrumentMetrics struct {
+	trades, bbos, deltas, snapshots, resets prometheus.Counter
+	publishErrors                           prometheus.Counter
+	latency                                 prometheus.Observer
+	Gaps, Resyncs, TradeGaps                prometheus.Counter
+}
+
+func (m *Metrics) forInstrument(venue, inst string) *instrumentMetrics {
+	return &instrumentMetrics{
+		trades:        m.published.WithLabelValues(venue, inst, "trade"),
+		bbos:          m.published.WithLabelValues(venue, inst, "bbo"),
+		deltas:        m.published.WithLabelValues(venue, inst, "book_delta"),
+		snapshots:     m.published.WithLabelValues(venue, inst, "book_snapshot"),
+		resets:        m.published.WithLabelValues(venue, inst, "reset"),
+		publishErrors: m.publishErrors.WithLabelValues(venue),
+		latency:       m.latency.WithLabelValues(venue),
+		Gaps:          m.gaps.WithLabelValues(venue, inst),
+		Resyncs:       m.resyncs.WithLabelValues(venue, inst),
+		TradeGaps:     m.tradeGaps.WithLabelValues(venue, inst),
+	}
+}
+
+// CountGap, CountResync and CountMissedTrades are for venue adapters.
+func (in *Instrument) CountGap()    { in.metrics.Gaps.Inc() }
+func (in *Instrument) CountResync() { in.metrics.Resyncs.Inc() }
+
+// CountMissedTrades adds n trade ids that were never received.
+func (in *Instrument) CountMissedTrades(n uint64) { in.metrics.TradeGaps.Add(float64(n)) }
