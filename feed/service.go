@@ -124,13 +124,28 @@ func NewService(nc *nats.Conn, venues []VenueEntry, o ServiceOptions) *Service {
 // (shutdown) for every book in sync and flushes NATS; the caller drains or
 // closes the connection.
 func (s *Service) Run(ctx context.Context) error {
+	// One subscription per instrument with a book, so that a request for an
+	// instrument the feed does not carry gets "no responders" at once.
 	var subs []*nats.Subscription
 	for _, v := range s.venues {
-		sub, err := s.nc.Subscribe(proto.SnapshotPrefix+"."+v.Outlet.Venue.String()+".*", s.snapshotHandler(v.Outlet))
-		if err != nil {
-			return fmt.Errorf("subscribe snapshot requests for %s: %w", v.Outlet.Venue, err)
+		h := s.snapshotHandler(v.Outlet)
+		for _, in := range v.Outlet.Instruments {
+			if !in.Events.Orderbook {
+				continue
+			}
+			subj, err := proto.SnapshotSubject(v.Outlet.Venue.String(), in.Symbol)
+			if err != nil {
+				return err
+			}
+			sub, err := s.nc.Subscribe(subj, h)
+			if err != nil {
+				return fmt.Errorf("subscribe %s: %w", subj, err)
+			}
+			subs = append(subs, sub)
 		}
-		subs = append(subs, sub)
+	}
+	if err := s.nc.Flush(); err != nil {
+		return fmt.Errorf("flush snapshot subscriptions: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -180,15 +195,15 @@ loop:
 
 func (s *Service) snapshotHandler(o *Outlet) nats.MsgHandler {
 	buf := make([]byte, 0, 64*1024)
-	var mu sync.Mutex // nats.go runs one handler at a time per subscription; the lock documents buf's owner
+	var mu sync.Mutex // the venue's subscriptions share buf
 	return func(msg *nats.Msg) {
 		sub, err := proto.ParseSubject(msg.Subject)
 		if err != nil || sub.Kind != proto.KindSnapshot {
 			return
 		}
 		in := o.Instrument(sub.Instrument)
-		if in == nil || !in.Events.Orderbook || msg.Reply == "" {
-			return // no responders is the answer for an instrument the feed does not carry
+		if in == nil || msg.Reply == "" {
+			return
 		}
 		mu.Lock()
 		defer mu.Unlock()

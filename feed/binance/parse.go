@@ -1,7 +1,6 @@
 package binance
 
 import (
-	"bytes"
 	"errors"
 
 	"github.com/paddockhq/paddock/proto"
@@ -78,24 +77,107 @@ type Event struct {
 // slices have grown to the largest frame seen. Not safe for concurrent use;
 // each connection reader owns one.
 type Parser struct {
-	ev         Event
-	f          fields
+	ev    Event
+	frame []byte // the frame being parsed; vals hold offsets into it
+	// present has bit f set when vals[f] holds this frame's value of field f;
+	// a bit mask is cheaper to clear per frame than the values.
+	present    uint32
+	vals       [numFields]value
+	bidsParsed bool // "b"/"bids" was a level array, parsed into bids
+	asksParsed bool // "a"/"asks" likewise
 	bids, asks []proto.Level
 }
 
-// fields holds the raw values of the keys the parser knows, aliasing the
-// frame. Strings keep their quotes so their type can be checked.
-type fields struct {
-	stream, data, result, id, errObj             []byte
-	e, E, T, s, t, p, q, m, a, U, u, pu, b, B, A []byte
-	lastUpdateID                                 []byte
-	bidsParsed, asksParsed                       bool // "b"/"bids" and "a"/"asks" were level arrays, parsed inline
+// field identifies a key the parser keeps.
+type field uint8
+
+const (
+	fStream field = iota
+	fData
+	fResult
+	fID
+	fError
+	fe
+	fE
+	fT
+	fs
+	ft
+	fp
+	fq
+	fm
+	fa
+	fU
+	fu
+	fpu
+	fb
+	fB
+	fA
+	fLastUpdateID
+	numFields
+	fNone = numFields
+)
+
+// oneChar maps single-character keys to fields.
+var oneChar = func() (t [256]field) {
+	for i := range t {
+		t[i] = fNone
+	}
+	for c, f := range map[byte]field{'e': fe, 'E': fE, 'T': fT, 's': fs, 't': ft, 'p': fp, 'q': fq, 'm': fm,
+		'a': fa, 'U': fU, 'u': fu, 'b': fb, 'B': fB, 'A': fA} {
+		t[c] = f
+	}
+	return t
+}()
+
+func fieldOf(key []byte) field {
+	if len(key) == 1 {
+		return oneChar[key[0]]
+	}
+	switch string(key) {
+	case "stream":
+		return fStream
+	case "data":
+		return fData
+	case "result":
+		return fResult
+	case "id":
+		return fID
+	case "error":
+		return fError
+	case "pu":
+		return fpu
+	case "lastUpdateId":
+		return fLastUpdateID
+	case "bids":
+		return fb
+	case "asks":
+		return fa
+	}
+	return fNone
 }
+
+// value is a field's value as scanned: where it is in the frame (strings
+// without their quotes) and, for integers, the number itself, so nothing is
+// scanned twice. It holds offsets rather than a slice: with no pointers,
+// storing it costs no GC write barrier.
+type value struct {
+	start, end int32
+	kind       byte // '"' plain string, '\\' string with escapes, '0' unsigned integer in num, 'n' other number, 't' true, 'f' false, 'x' anything else
+	num        uint64
+}
+
+func (p *Parser) raw(f field) []byte { v := &p.vals[f]; return p.frame[v.start:v.end] }
+
+func (p *Parser) has(f field) bool { return p.present&(1<<f) != 0 }
 
 // Parse parses one frame. See Event for the lifetime of the result.
 func (p *Parser) Parse(frame []byte) (*Event, error) {
-	p.f = fields{}
+	p.present, p.bidsParsed, p.asksParsed = 0, false, false
 	p.bids, p.asks = p.bids[:0], p.asks[:0]
+	p.frame = frame
+	if len(frame) > 1<<31-1 {
+		return nil, ErrSyntax
+	}
 	sc := scanner{b: frame}
 	if err := p.object(&sc, 0); err != nil {
 		return nil, err
@@ -104,53 +186,125 @@ func (p *Parser) Parse(frame []byte) (*Event, error) {
 	if sc.i != len(sc.b) {
 		return nil, ErrTrailing
 	}
-	if data := p.f.data; data != nil {
-		stream := p.f.stream
-		p.f = fields{}
-		sc = scanner{b: data}
-		if err := p.object(&sc, 0); err != nil {
-			return nil, err
-		}
-		p.f.stream = stream
-	}
 	return p.interpret()
 }
 
+// object parses a JSON object at sc, recording known keys as typed values
+// and parsing the combined-stream payload and level arrays in place.
+func (p *Parser) object(sc *scanner, depth int) error {
+	sc.ws()
+	if !sc.eat('{') {
+		return ErrSyntax
+	}
+	sc.ws()
+	if sc.eat('}') {
+		return nil
+	}
+	for {
+		var f field
+		var err error
+		if b, i := sc.b, sc.i; i+4 <= len(b) && b[i] == '"' && b[i+2] == '"' && b[i+3] == ':' && b[i+1] >= 0x20 && b[i+1] != '\\' && b[i+1] != '"' {
+			// Fast path for the compact one-character keys Binance uses: "e":
+			f = oneChar[b[i+1]]
+			sc.i = i + 4
+		} else {
+			sc.ws()
+			key, err := sc.str()
+			if err != nil {
+				return err
+			}
+			sc.ws()
+			if !sc.eat(':') {
+				return ErrSyntax
+			}
+			f = fieldOf(key)
+		}
+		sc.ws()
+		c := sc.peek()
+		switch {
+		case f == fData && depth == 0:
+			if p.has(fData) || c != '{' {
+				return ErrField // a second payload, or one that is not an object
+			}
+			start := sc.i
+			if err := p.object(sc, 1); err != nil {
+				return err
+			}
+			p.vals[fData] = value{start: int32(start), end: int32(sc.i), kind: 'x'}
+			p.present |= 1 << fData
+		case c == '[' && f == fb:
+			if p.bidsParsed {
+				return ErrField // a duplicate key would mix two level lists
+			}
+			if p.bids, err = levels(sc, p.bids); err != nil {
+				return err
+			}
+			p.bidsParsed = true
+		case c == '[' && f == fa:
+			if p.asksParsed {
+				return ErrField
+			}
+			if p.asks, err = levels(sc, p.asks); err != nil {
+				return err
+			}
+			p.asksParsed = true
+		case f == fNone:
+			if err := sc.skip(depth + 1); err != nil {
+				return err
+			}
+		default:
+			if err := sc.value(depth+1, &p.vals[f]); err != nil {
+				return err
+			}
+			p.present |= 1 << f
+		}
+		sc.ws()
+		if sc.i < len(sc.b) {
+			switch sc.b[sc.i] {
+			case ',':
+				sc.i++
+				continue
+			case '}':
+				sc.i++
+				return nil
+			}
+		}
+		return ErrSyntax
+	}
+}
+
 func (p *Parser) interpret() (*Event, error) {
-	f := &p.f
 	ev := &p.ev
 	*ev = Event{Bids: p.bids, Asks: p.asks}
-	if f.stream != nil {
-		s, err := str(f.stream)
-		if err != nil {
-			return nil, err
-		}
-		ev.Stream = s
-	}
 	var err error
-	if f.E != nil {
-		if ev.EventTime, err = millis(f.E); err != nil {
+	if p.has(fStream) {
+		if ev.Stream, err = p.str(fStream); err != nil {
 			return nil, err
 		}
 	}
-	if f.T != nil {
-		if ev.TradeTime, err = millis(f.T); err != nil {
+	if p.has(fE) {
+		if ev.EventTime, err = p.millis(fE); err != nil {
+			return nil, err
+		}
+	}
+	if p.has(fT) {
+		if ev.TradeTime, err = p.millis(fT); err != nil {
 			return nil, err
 		}
 	}
 	var kind []byte
-	if f.e != nil {
-		if kind, err = str(f.e); err != nil {
+	if p.has(fe) {
+		if kind, err = p.str(fe); err != nil {
 			return nil, err
 		}
 	}
 	switch string(kind) {
 	case "trade":
 		ev.Kind = KindTrade
-		return ev, p.trade(f.t)
+		return ev, p.trade(ft)
 	case "aggTrade":
 		ev.Kind = KindAggTrade
-		return ev, p.trade(f.a)
+		return ev, p.trade(fa)
 	case "depthUpdate":
 		ev.Kind = KindDepth
 		return ev, p.depth()
@@ -166,56 +320,55 @@ func (p *Parser) interpret() (*Event, error) {
 	}
 	// No "e": a method response, a REST snapshot, or a spot bookTicker.
 	switch {
-	case f.id != nil && f.errObj != nil:
+	case p.has(fID) && p.has(fError):
 		ev.Kind = KindError
-		ev.ErrorRaw = f.errObj
-		ev.ID, _ = uinteger(f.id) // a null id is fine on errors
+		ev.ErrorRaw = p.raw(fError)
+		ev.ID, _ = p.uint(fID) // a null id is fine on errors
 		return ev, nil
-	case f.id != nil && f.result != nil:
+	case p.has(fID) && p.has(fResult):
 		ev.Kind = KindResponse
-		if ev.ID, err = uinteger(f.id); err != nil {
+		if ev.ID, err = p.uint(fID); err != nil {
 			return nil, err
 		}
 		return ev, nil
-	case f.lastUpdateID != nil:
+	case p.has(fLastUpdateID):
 		ev.Kind = KindSnapshot
-		if !f.bidsParsed || !f.asksParsed {
+		if !p.bidsParsed || !p.asksParsed {
 			return nil, ErrField
 		}
-		if ev.LastID, err = uinteger(f.lastUpdateID); err != nil {
+		if ev.LastID, err = p.uint(fLastUpdateID); err != nil {
 			return nil, err
 		}
-		ev.Bids, ev.Asks = p.bids, p.asks
 		return ev, nil
-	case f.u != nil && f.B != nil && f.A != nil:
+	case p.has(fu) && p.has(fB) && p.has(fA):
 		ev.Kind = KindBookTicker
 		return ev, p.bookTicker()
 	}
 	return nil, ErrUnknownEvent
 }
 
-func (p *Parser) trade(id []byte) error {
-	f, ev := &p.f, &p.ev
-	if f.s == nil || id == nil || f.p == nil || f.q == nil || f.m == nil {
+func (p *Parser) trade(id field) error {
+	ev := &p.ev
+	if !p.has(fs) || !p.has(id) || !p.has(fp) || !p.has(fq) || !p.has(fm) {
 		return ErrField
 	}
 	var err error
-	if ev.Symbol, err = str(f.s); err != nil {
+	if ev.Symbol, err = p.str(fs); err != nil {
 		return err
 	}
-	if ev.TradeID, err = uinteger(id); err != nil {
+	if ev.TradeID, err = p.uint(id); err != nil {
 		return err
 	}
-	if ev.Price, err = decimal(f.p); err != nil {
+	if ev.Price, err = p.decimal(fp); err != nil {
 		return err
 	}
-	if ev.Qty, err = decimal(f.q); err != nil {
+	if ev.Qty, err = p.decimal(fq); err != nil {
 		return err
 	}
-	switch string(f.m) {
-	case "true":
+	switch p.vals[fm].kind {
+	case 't':
 		ev.BuyerMaker = true
-	case "false":
+	case 'f':
 	default:
 		return ErrField
 	}
@@ -223,167 +376,98 @@ func (p *Parser) trade(id []byte) error {
 }
 
 func (p *Parser) depth() error {
-	f, ev := &p.f, &p.ev
-	if f.s == nil || f.U == nil || f.u == nil || !f.bidsParsed || !f.asksParsed {
+	ev := &p.ev
+	if !p.has(fs) || !p.has(fU) || !p.has(fu) || !p.bidsParsed || !p.asksParsed {
 		return ErrField
 	}
 	var err error
-	if ev.Symbol, err = str(f.s); err != nil {
+	if ev.Symbol, err = p.str(fs); err != nil {
 		return err
 	}
-	if ev.FirstID, err = uinteger(f.U); err != nil {
+	if ev.FirstID, err = p.uint(fU); err != nil {
 		return err
 	}
-	if ev.LastID, err = uinteger(f.u); err != nil {
+	if ev.LastID, err = p.uint(fu); err != nil {
 		return err
 	}
 	if ev.FirstID > ev.LastID {
 		return ErrField
 	}
-	if f.pu != nil {
-		// Futures send pu; a value of -1 never occurs in practice, but keep
-		// the parse strict rather than guess.
-		if ev.PrevID, err = uinteger(f.pu); err != nil {
+	if p.has(fpu) {
+		if ev.PrevID, err = p.uint(fpu); err != nil {
 			return err
 		}
 		ev.HasPrev = true
 	}
-	ev.Bids, ev.Asks = p.bids, p.asks
 	return nil
 }
 
 func (p *Parser) bookTicker() error {
-	f, ev := &p.f, &p.ev
-	if f.s == nil || f.u == nil || f.b == nil || f.B == nil || f.a == nil || f.A == nil || f.bidsParsed || f.asksParsed {
-		return ErrField
+	ev := &p.ev
+	if !p.has(fs) || !p.has(fu) || !p.has(fb) || !p.has(fB) || !p.has(fa) || !p.has(fA) {
+		return ErrField // also when "b"/"a" were level arrays: those are not prices
 	}
 	var err error
-	if ev.Symbol, err = str(f.s); err != nil {
+	if ev.Symbol, err = p.str(fs); err != nil {
 		return err
 	}
-	if ev.UpdateID, err = uinteger(f.u); err != nil {
+	if ev.UpdateID, err = p.uint(fu); err != nil {
 		return err
 	}
-	for _, x := range [...]struct {
-		raw []byte
-		dst *proto.Decimal
-	}{{f.b, &ev.Bid.Price}, {f.B, &ev.Bid.Qty}, {f.a, &ev.Ask.Price}, {f.A, &ev.Ask.Qty}} {
-		if *x.dst, err = decimal(x.raw); err != nil {
-			return err
-		}
+	if ev.Bid.Price, err = p.decimal(fb); err != nil {
+		return err
 	}
-	return nil
+	if ev.Bid.Qty, err = p.decimal(fB); err != nil {
+		return err
+	}
+	if ev.Ask.Price, err = p.decimal(fa); err != nil {
+		return err
+	}
+	ev.Ask.Qty, err = p.decimal(fA)
+	return err
 }
 
-// object parses a JSON object at sc, recording known keys in p.f and parsing
-// level arrays inline.
-func (p *Parser) object(sc *scanner, depth int) error {
-	sc.ws()
-	if !sc.eat('{') {
-		return ErrSyntax
+// str returns a plain string field's content.
+func (p *Parser) str(f field) ([]byte, error) {
+	switch v := &p.vals[f]; v.kind {
+	case '"':
+		return p.frame[v.start:v.end], nil
+	case '\\':
+		return nil, ErrEscape
 	}
-	sc.ws()
-	if sc.eat('}') {
-		return nil
-	}
-	for {
-		sc.ws()
-		key, err := sc.str()
-		if err != nil {
-			return err
-		}
-		sc.ws()
-		if !sc.eat(':') {
-			return ErrSyntax
-		}
-		sc.ws()
-		// Level arrays are parsed in place rather than skipped and parsed again.
-		if sc.peek() == '[' {
-			switch string(key) {
-			case "b", "bids":
-				if p.f.bidsParsed {
-					return ErrField // a duplicate key would mix two level lists
-				}
-				if p.bids, err = levels(sc, p.bids); err != nil {
-					return err
-				}
-				p.f.bidsParsed = true
-				goto next
-			case "a", "asks":
-				if p.f.asksParsed {
-					return ErrField
-				}
-				if p.asks, err = levels(sc, p.asks); err != nil {
-					return err
-				}
-				p.f.asksParsed = true
-				goto next
-			}
-		}
-		{
-			start := sc.i
-			if err := sc.skip(depth + 1); err != nil {
-				return err
-			}
-			p.f.set(key, sc.b[start:sc.i])
-		}
-	next:
-		sc.ws()
-		if sc.eat(',') {
-			continue
-		}
-		if sc.eat('}') {
-			return nil
-		}
-		return ErrSyntax
-	}
+	return nil, ErrField
 }
 
-func (f *fields) set(key, v []byte) {
-	switch string(key) {
-	case "stream":
-		f.stream = v
-	case "data":
-		f.data = v
-	case "result":
-		f.result = v
-	case "id":
-		f.id = v
-	case "error":
-		f.errObj = v
-	case "e":
-		f.e = v
-	case "E":
-		f.E = v
-	case "T":
-		f.T = v
-	case "s":
-		f.s = v
-	case "t":
-		f.t = v
-	case "p":
-		f.p = v
-	case "q":
-		f.q = v
-	case "m":
-		f.m = v
-	case "a":
-		f.a = v
-	case "U":
-		f.U = v
-	case "u":
-		f.u = v
-	case "pu":
-		f.pu = v
-	case "b":
-		f.b = v
-	case "B":
-		f.B = v
-	case "A":
-		f.A = v
-	case "lastUpdateId":
-		f.lastUpdateID = v
+// uint returns a field that must be a non-negative integer.
+func (p *Parser) uint(f field) (uint64, error) {
+	switch v := &p.vals[f]; v.kind {
+	case '0':
+		return v.num, nil
+	case 'n':
+		return 0, ErrInteger
 	}
+	return 0, ErrField
+}
+
+// decimal parses a string field holding an unsigned decimal.
+func (p *Parser) decimal(f field) (proto.Decimal, error) {
+	s, err := p.str(f)
+	if err != nil {
+		return proto.Decimal{}, err
+	}
+	return proto.ParseUDecimal(s)
+}
+
+// millis converts a millisecond timestamp field to ns since the epoch.
+func (p *Parser) millis(f field) (int64, error) {
+	v, err := p.uint(f)
+	if err != nil {
+		return 0, err
+	}
+	if v > 1<<63/1_000_000 {
+		return 0, ErrInteger
+	}
+	return int64(v) * 1_000_000, nil
 }
 
 // levels parses [["price","qty"],...] and appends to dst.
@@ -396,27 +480,14 @@ func levels(sc *scanner, dst []proto.Level) ([]proto.Level, error) {
 		return dst, nil
 	}
 	for {
-		sc.ws()
-		if !sc.eat('[') {
-			return dst, ErrLevels
-		}
-		sc.ws()
-		ps, err := sc.str()
-		if err != nil {
-			return dst, err
-		}
-		sc.ws()
-		if !sc.eat(',') {
-			return dst, ErrLevels
-		}
-		sc.ws()
-		qs, err := sc.str()
-		if err != nil {
-			return dst, err
-		}
-		sc.ws()
-		if !sc.eat(']') {
-			return dst, ErrLevels
+		var ps, qs []byte
+		if p, q, next, ok := compactLevel(sc.b, sc.i); ok {
+			ps, qs, sc.i = p, q, next
+		} else {
+			var err error
+			if ps, qs, err = looseLevel(sc); err != nil {
+				return dst, err
+			}
 		}
 		price, err := proto.ParseUDecimal(ps)
 		if err != nil {
@@ -430,6 +501,10 @@ func levels(sc *scanner, dst []proto.Level) ([]proto.Level, error) {
 			return dst, ErrTooManyLevel
 		}
 		dst = append(dst, proto.Level{Price: price, Qty: qty})
+		if sc.i < len(sc.b) && sc.b[sc.i] == ',' {
+			sc.i++
+			continue
+		}
 		sc.ws()
 		if sc.eat(',') {
 			continue
@@ -441,51 +516,53 @@ func levels(sc *scanner, dst []proto.Level) ([]proto.Level, error) {
 	}
 }
 
-// str returns the content of a raw JSON string value that has no escapes.
-func str(raw []byte) ([]byte, error) {
-	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
-		return nil, ErrField
+// compactLevel matches ["p","q"] with no whitespace or escapes at b[i], the
+// form Binance sends, in one pass.
+func compactLevel(b []byte, i int) (p, q []byte, next int, ok bool) {
+	if i+2 >= len(b) || b[i] != '[' || b[i+1] != '"' {
+		return nil, nil, 0, false
 	}
-	s := raw[1 : len(raw)-1]
-	if bytes.IndexByte(s, '\\') >= 0 {
-		return nil, ErrEscape
+	j := i + 2
+	ps := j
+	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
+		j++
 	}
-	return s, nil
+	if j+3 >= len(b) || b[j] != '"' || b[j+1] != ',' || b[j+2] != '"' {
+		return nil, nil, 0, false
+	}
+	pe := j
+	j += 3
+	qs := j
+	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
+		j++
+	}
+	if j+1 >= len(b) || b[j] != '"' || b[j+1] != ']' {
+		return nil, nil, 0, false
+	}
+	return b[ps:pe], b[qs:j], j + 2, true
 }
 
-// decimal parses a raw JSON string holding an unsigned decimal.
-func decimal(raw []byte) (proto.Decimal, error) {
-	s, err := str(raw)
-	if err != nil {
-		return proto.Decimal{}, err
+// looseLevel parses one ["p","q"] with any whitespace, validating strictly.
+func looseLevel(sc *scanner) (p, q []byte, err error) {
+	sc.ws()
+	if !sc.eat('[') {
+		return nil, nil, ErrLevels
 	}
-	return proto.ParseUDecimal(s)
-}
-
-// uinteger parses a raw JSON number that must be a non-negative integer.
-func uinteger(raw []byte) (uint64, error) {
-	if len(raw) == 0 || len(raw) > 20 {
-		return 0, ErrInteger
+	sc.ws()
+	if p, err = sc.str(); err != nil {
+		return nil, nil, err
 	}
-	var v uint64
-	for _, c := range raw {
-		d := c - '0'
-		if d > 9 {
-			return 0, ErrInteger
-		}
-		if v > (1<<64-1-uint64(d))/10 { // v*10+d would overflow
-			return 0, ErrInteger
-		}
-		v = v*10 + uint64(d)
+	sc.ws()
+	if !sc.eat(',') {
+		return nil, nil, ErrLevels
 	}
-	return v, nil
-}
-
-// millis converts a millisecond timestamp to ns since the epoch.
-func millis(raw []byte) (int64, error) {
-	v, err := uinteger(raw)
-	if err != nil || v > 1<<63/1_000_000 {
-		return 0, ErrInteger
+	sc.ws()
+	if q, err = sc.str(); err != nil {
+		return nil, nil, err
 	}
-	return int64(v) * 1_000_000, nil
+	sc.ws()
+	if !sc.eat(']') {
+		return nil, nil, ErrLevels
+	}
+	return p, q, nil
 }

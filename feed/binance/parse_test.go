@@ -123,7 +123,8 @@ func TestParseRejects(t *testing.T) {
 		{"deep nesting", `{"k":` + repeat("[", 40) + repeat("]", 40) + `}`, ErrNesting},
 		{"bad literal", `{"k":tru}`, ErrSyntax},
 		{"bad number", `{"k":01}`, ErrSyntax},
-		{"data not object", `{"stream":"x","data":[]}`, ErrSyntax},
+		{"data not object", `{"stream":"x","data":[]}`, ErrField},
+		{"two payloads", `{"data":{"e":"x"},"data":{"e":"y"}}`, ErrField},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var p Parser
