@@ -10,9 +10,10 @@ BENCH_PKGS ?= ./proto ./bench/wire
 
 .PHONY: run test vet fmt-check go-test js-test bench fuzz lint proto-gen
 
-## run: the main job on embedded defaults (no cloud account, no internet).
+## run: the main job on embedded defaults (no cloud account, no internet):
+## the venue simulator, the feed and its embedded NATS server, until Ctrl-C.
 run:
-	$(GO) run ./cmd/paddock wire demo
+	$(GO) run ./cmd/paddock dev
 
 ## test: everything CI checks.
 test: vet fmt-check go-test js-test

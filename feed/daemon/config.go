@@ -1,0 +1,148 @@
+// Package daemon wires the feed multiplexer together from a configuration:
+// NATS (embedded or external), one adapter per venue, the feed service and
+// its HTTP endpoints. cmd/paddock and the benchmark harness run it.
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/paddockhq/paddock/proto"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the feed's configuration file. feed.example.yaml documents it.
+type Config struct {
+	NATS           NATSConfig    `yaml:"nats"`
+	MetricsListen  string        `yaml:"metrics_listen"`
+	StatusInterval time.Duration `yaml:"status_interval"`
+	Venues         []VenueConfig `yaml:"venues"`
+}
+
+// NATSConfig selects the bus: an embedded server (the default) or external
+// URLs.
+type NATSConfig struct {
+	// URLs of an external NATS cluster; empty runs an embedded server.
+	URLs []string `yaml:"urls"`
+	// Credentials is a .creds file for the external cluster.
+	Credentials string `yaml:"credentials"`
+	// Embedded configures the in-process server.
+	Embedded EmbeddedConfig `yaml:"embedded"`
+}
+
+// EmbeddedConfig configures the embedded NATS server.
+type EmbeddedConfig struct {
+	Listen   string `yaml:"listen"`    // default 127.0.0.1:4222
+	StoreDir string `yaml:"store_dir"` // JetStream data; default .state/nats
+}
+
+// VenueConfig is one venue.
+type VenueConfig struct {
+	Name             string        `yaml:"name"` // binance | binance-perp
+	WSURL            string        `yaml:"ws_url"`
+	RESTURL          string        `yaml:"rest_url"`
+	TradeStream      string        `yaml:"trade_stream"` // trade | aggTrade
+	Instruments      []string      `yaml:"instruments"`
+	Events           []string      `yaml:"events"` // trades, orderbook, bbo (default all)
+	DepthLimit       int           `yaml:"depth_limit"`
+	SilenceTimeout   time.Duration `yaml:"silence_timeout"`
+	MaxConnectionAge time.Duration `yaml:"max_connection_age"`
+	RolloverOverlap  time.Duration `yaml:"rollover_overlap"`
+	MaxStreams       int           `yaml:"max_streams_per_connection"`
+}
+
+// venueDefaults are the production endpoints.
+var venueDefaults = map[string]struct{ ws, rest, trade string }{
+	"binance":      {"wss://stream.binance.com:9443", "https://api.binance.com", "trade"},
+	"binance-perp": {"wss://fstream.binance.com", "https://fapi.binance.com", "aggTrade"},
+}
+
+// LoadConfig reads and validates a configuration file. Unknown fields are
+// errors, so a misspelt option is never silently ignored.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(raw)
+}
+
+// ParseConfig parses and validates configuration YAML.
+func ParseConfig(raw []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("parse config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate fills defaults and checks the configuration, reporting every
+// problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MetricsListen == "" {
+		c.MetricsListen = "127.0.0.1:9464"
+	}
+	if c.StatusInterval <= 0 {
+		c.StatusInterval = time.Second
+	}
+	if len(c.NATS.URLs) == 0 {
+		if c.NATS.Embedded.Listen == "" {
+			c.NATS.Embedded.Listen = "127.0.0.1:4222"
+		}
+		if c.NATS.Embedded.StoreDir == "" {
+			c.NATS.Embedded.StoreDir = ".state/nats"
+		}
+	}
+	if len(c.Venues) == 0 {
+		errs = append(errs, errors.New("venues: at least one venue is required"))
+	}
+	seen := map[string]bool{}
+	for i := range c.Venues {
+		v := &c.Venues[i]
+		at := fmt.Sprintf("venues[%d] (%s)", i, v.Name)
+		d, ok := venueDefaults[v.Name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s: unknown venue %q (supported: binance, binance-perp)", at, v.Name))
+			continue
+		}
+		if seen[v.Name] {
+			errs = append(errs, fmt.Errorf("%s: venue listed twice", at))
+		}
+		seen[v.Name] = true
+		if v.WSURL == "" {
+			v.WSURL = d.ws
+		}
+		if v.RESTURL == "" {
+			v.RESTURL = d.rest
+		}
+		if v.TradeStream == "" {
+			v.TradeStream = d.trade
+		}
+		if len(v.Instruments) == 0 {
+			errs = append(errs, fmt.Errorf("%s: instruments: at least one is required", at))
+		}
+		for _, in := range v.Instruments {
+			if err := proto.CheckToken(in); err != nil {
+				errs = append(errs, fmt.Errorf("%s: instrument %q: %w (use the lower-case exchange symbol, e.g. btcusdt)", at, in, err))
+			}
+		}
+		if len(v.Events) == 0 {
+			v.Events = []string{"trades", "orderbook", "bbo"}
+		}
+		for _, e := range v.Events {
+			if _, ok := proto.EventByName(e); !ok {
+				errs = append(errs, fmt.Errorf("%s: event %q: want trades, orderbook or bbo", at, e))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,166 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/paddockhq/paddock/feed"
+	"github.com/paddockhq/paddock/feed/binance"
+	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/proto"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Started is what Run reports once the feed is up, for callers that print
+// where to look or connect further components.
+type Started struct {
+	NATSURL    string // where subscribers connect
+	MetricsURL string // http://host:port (/metrics, /healthz, /readyz)
+	Service    *feed.Service
+}
+
+// Run runs the feed until ctx is cancelled. onStart, if not nil, is called
+// once everything is listening.
+func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Started)) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	natsURL := ""
+	var embedded *embednats.Server
+	if len(cfg.NATS.URLs) == 0 {
+		var err error
+		embedded, err = embednats.Start(embednats.Options{Listen: cfg.NATS.Embedded.Listen, StoreDir: cfg.NATS.Embedded.StoreDir, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer embedded.Shutdown()
+		natsURL = embedded.ClientURL()
+		log.Info("embedded NATS server running", "component", "feed", "url", natsURL, "store_dir", cfg.NATS.Embedded.StoreDir)
+	} else {
+		natsURL = joinURLs(cfg.NATS.URLs)
+	}
+	closed := make(chan struct{})
+	opts := []nats.Option{
+		nats.Name("paddock-feed"),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
+		nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(64 << 20), // ride out a short cluster blip without dropping ticks
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil is our own Drain at shutdown
+				log.Warn("NATS disconnected", "component", "feed", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "component", "feed", "url", nc.ConnectedUrl()) }),
+	}
+	if cfg.NATS.Credentials != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATS.Credentials))
+	}
+	nc, err := nats.Connect(natsURL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS %s: %w", natsURL, err)
+	}
+	defer func() {
+		// Drain is asynchronous: wait for the connection to close so that
+		// nothing buffered (the shutdown Resets) is lost.
+		if err := nc.Drain(); err != nil {
+			log.Warn("NATS drain", "component", "feed", "err", err)
+			return
+		}
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			log.Warn("NATS drain did not finish within 10s", "component", "feed")
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := feed.NewMetrics(reg)
+	var venues []feed.VenueEntry
+	for _, v := range cfg.Venues {
+		entry, err := buildVenue(v, nc, metrics, log)
+		if err != nil {
+			return err
+		}
+		venues = append(venues, entry)
+	}
+	svc := feed.NewService(nc, venues, feed.ServiceOptions{StatusInterval: cfg.StatusInterval, Logger: log})
+
+	ln, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("metrics listener %s: %w", cfg.MetricsListen, err)
+	}
+	srv := &http.Server{Handler: svc.Handler(reg), ReadHeaderTimeout: 5 * time.Second}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve(ln) }()
+	metricsURL := "http://" + ln.Addr().String()
+	log.Info("feed endpoints", "component", "feed", "metrics", metricsURL+"/metrics", "ready", metricsURL+"/readyz")
+	if onStart != nil {
+		onStart(Started{NATSURL: natsURL, MetricsURL: metricsURL, Service: svc})
+	}
+
+	runErr := svc.Run(ctx)
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		log.Warn("metrics server shutdown", "component", "feed", "err", err)
+	}
+	if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return errors.Join(runErr, fmt.Errorf("metrics server: %w", err))
+	}
+	return runErr
+}
+
+func buildVenue(v VenueConfig, nc *nats.Conn, m *feed.Metrics, log *slog.Logger) (feed.VenueEntry, error) {
+	id, ok := proto.VenueByName(v.Name)
+	if !ok {
+		return feed.VenueEntry{}, fmt.Errorf("venue %q has no wire id", v.Name)
+	}
+	var ev feed.Events
+	for _, e := range v.Events {
+		switch e {
+		case "trades":
+			ev.Trades = true
+		case "orderbook":
+			ev.Orderbook = true
+		case "bbo":
+			ev.BBO = true
+		}
+	}
+	out, err := feed.NewOutlet(id, v.Instruments, ev, nc, m, nil)
+	if err != nil {
+		return feed.VenueEntry{}, err
+	}
+	switch id {
+	case proto.VenueBinance, proto.VenueBinancePerp:
+		a, err := binance.New(binance.Config{
+			Futures: id == proto.VenueBinancePerp, WSURL: v.WSURL, RESTURL: v.RESTURL, TradeStream: v.TradeStream,
+			DepthLimit: v.DepthLimit, MaxStreamsPerConn: v.MaxStreams, SilenceTimeout: v.SilenceTimeout,
+			MaxConnAge: v.MaxConnectionAge, RolloverOverlap: v.RolloverOverlap, Logger: log,
+		}, out)
+		if err != nil {
+			return feed.VenueEntry{}, fmt.Errorf("venue %s: %w", v.Name, err)
+		}
+		log.Info("venue configured", "component", "feed", "venue", v.Name, "instruments", len(v.Instruments), "connections", a.Connections())
+		return feed.VenueEntry{Outlet: out, Venue: a}, nil
+	}
+	return feed.VenueEntry{}, fmt.Errorf("venue %s: no adapter", v.Name)
+}
+
+func joinURLs(urls []string) string {
+	s := ""
+	for i, u := range urls {
+		if i > 0 {
+			s += ","
+		}
+		s += u
+	}
+	return s
+}

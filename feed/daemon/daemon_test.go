@@ -1,0 +1,110 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/paddockhq/paddock/feed/sim"
+	"github.com/paddockhq/paddock/proto"
+)
+
+// TestRunAgainstSimulator runs the whole daemon from a configuration, as
+// `paddock feed` does, against the simulator, and checks a clean shutdown.
+func TestRunAgainstSimulator(t *testing.T) {
+	sm, err := sim.New("127.0.0.1:0", sim.Config{Symbols: []sim.Symbol{{Name: "BTCUSDT"}, {Name: "BTCUSDT", Futures: true}}, TradeEvery: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	cfg, err := ParseConfig([]byte(`
+nats: {embedded: {listen: "127.0.0.1:0", store_dir: "` + t.TempDir() + `"}}
+metrics_listen: 127.0.0.1:0
+status_interval: 100ms
+venues:
+  - {name: binance, ws_url: "` + sm.SpotWS() + `", rest_url: "` + sm.SpotREST() + `", instruments: [btcusdt]}
+  - {name: binance-perp, ws_url: "` + sm.PerpWS() + `", rest_url: "` + sm.PerpREST() + `", instruments: [btcusdt]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	started := make(chan Started, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, nil, func(s Started) { started <- s }) }()
+	var st Started
+	select {
+	case st = <-started:
+	case err := <-done:
+		t.Fatalf("Run returned early: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not started within 10s")
+	}
+	nc, err := nats.Connect(st.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	books, err := nc.SubscribeSync("market.data.*.btcusdt.orderbook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	trades, err := nc.SubscribeSync("market.data.binance-perp.btcusdt.trades")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	ready := func() bool {
+		resp, err := http.Get(st.MetricsURL + "/readyz")
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !ready() {
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+		sm.Step(1) // the books sync once depth events flow
+	}
+	sm.Step(20)
+	msg, err := trades.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := proto.DecodeTrade(msg.Data); err != nil || tr.Venue() != proto.VenueBinancePerp {
+		t.Fatalf("trade: %v %v", tr, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return within 15s of cancellation")
+	}
+	// The last orderbook messages of both venues are shutdown Resets.
+	resets := 0
+	for {
+		msg, err := books.NextMsg(200 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if m, err := proto.Decode(msg.Data); err == nil && m.Type() == proto.TypeReset {
+			if r, _ := m.AsReset(); r.Reason() == proto.ResetShutdown {
+				resets++
+			}
+		}
+	}
+	if resets != 2 {
+		t.Fatalf("%d shutdown Resets, want one per venue", resets)
+	}
+}
