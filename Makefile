@@ -8,7 +8,7 @@ BENCHTIME ?= 1s
 # Packages whose benchmarks `make bench` runs, with ratios computed in one run.
 BENCH_PKGS ?= ./proto ./bench/wire
 
-.PHONY: run test vet fmt-check go-test js-test bench fuzz lint proto-gen
+.PHONY: run test vet fmt-check go-test alloc-test js-test bench fuzz lint proto-gen
 
 ## run: the main job on embedded defaults (no cloud account, no internet):
 ## the venue simulator, the feed and its embedded NATS server, until Ctrl-C.
@@ -16,7 +16,7 @@ run:
 	$(GO) run ./cmd/paddock dev
 
 ## test: everything CI checks.
-test: vet fmt-check go-test js-test
+test: vet fmt-check go-test alloc-test js-test
 
 vet:
 	$(GO) vet ./...
@@ -27,6 +27,10 @@ fmt-check:
 
 go-test:
 	$(GO) test -race -count=1 ./...
+
+# Zero-allocation locks, without -race (its instrumentation allocates).
+alloc-test:
+	$(GO) test -count=1 -run 'Allocs' ./...
 
 # The Node.js decoder is checked against the same vectors as the Go code.
 js-test:

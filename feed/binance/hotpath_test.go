@@ -34,16 +34,9 @@ func newHotPath(tb testing.TB) *hotPath {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(nc.Close)
-	// A subscriber on the other end, so the server really routes the messages.
-	sub, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(sub.Close)
-	if _, err := sub.Subscribe("market.data.>", func(*nats.Msg) {}); err != nil {
-		tb.Fatal(err)
-	}
-	_ = sub.Flush()
+	// No subscriber: the server runs in this process, and its routing work
+	// would be counted as ours (allocations are counted process-wide).
+	// Fan-out is measured end to end by bench/e2e.
 	out, err := feed.NewOutlet(proto.VenueBinance, []string{"btcusdt"}, feed.Events{Trades: true, Orderbook: true, BBO: true}, nc,
 		feed.NewMetrics(prometheus.NewRegistry()), nil)
 	if err != nil {
@@ -90,6 +83,9 @@ func frames(kind string, n int, from uint64) [][]byte {
 // TestFrameToNATSAllocs locks the zero-allocation claim for the per-message
 // path: parse, de-duplicate, apply to the book, encode, publish on NATS.
 func TestFrameToNATSAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race; make test runs this without it")
+	}
 	for _, kind := range []string{"trade", "depth10", "bbo"} {
 		t.Run("event="+kind, func(t *testing.T) {
 			h := newHotPath(t)
