@@ -8,7 +8,7 @@ BENCHTIME ?= 1s
 # Packages whose benchmarks `make bench` runs, with ratios computed in one run.
 BENCH_PKGS ?= ./proto ./bench/wire
 
-.PHONY: run test vet fmt-check go-test alloc-test js-test bench fuzz lint proto-gen
+.PHONY: run test vet fmt-check go-test alloc-test js-test bench bench-e2e fuzz lint proto-gen
 
 ## run: the main job on embedded defaults (no cloud account, no internet):
 ## the venue simulator, the feed and its embedded NATS server, until Ctrl-C.
@@ -39,6 +39,11 @@ js-test:
 ## bench: hot-path benchmarks, with each codec compared to paddock's in the same run.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS) | $(GO) run ./bench/cmd/benchratio -base codec=paddock
+
+## bench-e2e: simulator -> feed -> NATS -> 1/10/100 subscribers, against raw NATS in the same run.
+bench-e2e:
+	@mkdir -p bench/results
+	$(GO) run ./bench/e2e | tee bench/results/e2e.txt
 
 ## fuzz: every fuzz target for FUZZTIME each (seed corpora live in testdata/fuzz).
 fuzz:

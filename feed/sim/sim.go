@@ -7,6 +7,7 @@ package sim
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -66,7 +67,7 @@ type conn struct {
 	ws      *websocket.Conn
 	futures bool
 	opened  time.Time
-	out     chan []byte
+	out     chan outFrame
 	streams map[string]bool // guarded by Sim.mu
 	stalled atomic.Bool
 	done    chan struct{}
@@ -178,9 +179,17 @@ func (s *Sim) send(m *market, suffix string, build func() []byte) {
 	}
 }
 
+// outFrame is a queued WebSocket message. If stamp is not nil, the writer
+// stores the time the frame was written to the socket there.
+type outFrame struct {
+	b     []byte
+	op    byte // websocket opcode: 1 text, 9 ping, 10 pong, 8 close
+	stamp *int64
+}
+
 func (c *conn) enqueue(frame []byte) {
 	select {
-	case c.out <- frame:
+	case c.out <- outFrame{b: frame, op: 1}:
 	default:
 		c.s.log.Warn("connection too slow; disconnecting", "queued", len(c.out))
 		c.close()
@@ -320,8 +329,18 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request, futures bool) {
 	if err != nil {
 		return
 	}
-	c := &conn{s: s, ws: ws, futures: futures, opened: time.Now(), out: make(chan []byte, s.cfg.QueueLen),
+	c := &conn{s: s, ws: ws, futures: futures, opened: time.Now(), out: make(chan outFrame, s.cfg.QueueLen),
 		streams: map[string]bool{}, done: make(chan struct{})}
+	// Every write goes through c.write, which frames messages itself; the
+	// library's handlers would otherwise write control frames concurrently.
+	ws.SetPingHandler(func(data string) error {
+		select {
+		case c.out <- outFrame{b: []byte(data), op: 10}:
+		default:
+		}
+		return nil
+	})
+	ws.SetCloseHandler(func(int, string) error { return nil })
 	if q := r.URL.Query().Get("streams"); q != "" {
 		for _, st := range strings.Split(q, "/") {
 			c.streams[st] = true
@@ -385,7 +404,11 @@ func (c *conn) readLoop() {
 	}
 }
 
-// write sends queued frames and pings, and enforces the age cap.
+// write sends queued frames and pings, and enforces the age cap. It frames
+// messages itself and writes every frame queued at that moment with one
+// write call, as an exchange's server does under load; one syscall per
+// message would make the simulator, not the feed, the bottleneck of a
+// throughput benchmark.
 func (c *conn) write() {
 	ping := time.NewTicker(c.s.cfg.PingInterval)
 	defer ping.Stop()
@@ -395,33 +418,82 @@ func (c *conn) write() {
 		defer t.Stop()
 		ageCap = t.C
 	}
+	nc := c.ws.NetConn()
+	buf := make([]byte, 0, 256<<10)
+	var stamps []*int64
+	flush := func() bool {
+		if len(buf) == 0 {
+			return true
+		}
+		now := time.Now().UnixNano()
+		for _, st := range stamps {
+			atomic.StoreInt64(st, now)
+		}
+		stamps = stamps[:0]
+		_ = nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, err := nc.Write(buf)
+		buf = buf[:0]
+		if err != nil {
+			c.close()
+			return false
+		}
+		return true
+	}
+	add := func(f outFrame) {
+		if c.stalled.Load() && f.op != 8 {
+			return
+		}
+		buf = appendFrame(buf, f.op, f.b)
+		if f.stamp != nil {
+			stamps = append(stamps, f.stamp)
+		}
+	}
 	for {
 		select {
 		case <-c.done:
 			return
 		case <-ageCap:
-			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "24h cap"), time.Now().Add(time.Second))
+			add(outFrame{op: 8, b: websocket.FormatCloseMessage(websocket.CloseNormalClosure, "24h cap")})
+			flush()
 			c.close()
 			return
 		case <-ping.C:
-			if c.stalled.Load() {
-				continue
-			}
-			if err := c.ws.WriteControl(websocket.PingMessage, []byte(strconv.FormatInt(time.Now().UnixMilli(), 10)), time.Now().Add(5*time.Second)); err != nil {
-				c.close()
+			add(outFrame{op: 9, b: strconv.AppendInt(nil, time.Now().UnixMilli(), 10)})
+			if !flush() {
 				return
 			}
 		case f := <-c.out:
-			if c.stalled.Load() {
-				continue
+			add(f)
+			// Take whatever else is queued, up to the buffer's size.
+		more:
+			for len(buf) < cap(buf)-4096 {
+				select {
+				case f := <-c.out:
+					add(f)
+				default:
+					break more
+				}
 			}
-			_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
-				c.close()
+			if !flush() {
 				return
 			}
 		}
 	}
+}
+
+// appendFrame appends an unmasked server-to-client WebSocket frame.
+func appendFrame(b []byte, op byte, payload []byte) []byte {
+	b = append(b, 0x80|op)
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, byte(n))
+	case n < 1<<16:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
 }
 
 func (s *Sim) serveDepth(w http.ResponseWriter, r *http.Request, futures bool) {
