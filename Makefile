@@ -43,7 +43,8 @@ bench:
 ## bench-e2e: simulator -> feed -> NATS -> 1/10/100 subscribers, against raw NATS in the same run.
 bench-e2e:
 	@mkdir -p bench/results
-	$(GO) run ./bench/e2e | tee bench/results/e2e.txt
+	$(GO) run ./bench/e2e -subscribers process | tee bench/results/e2e-process.txt
+	$(GO) run ./bench/e2e -subscribers inprocess | tee bench/results/e2e-inprocess.txt
 
 ## fuzz: every fuzz target for FUZZTIME each (seed corpora live in testdata/fuzz).
 fuzz:

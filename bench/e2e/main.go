@@ -32,6 +32,15 @@ import (
 )
 
 func main() {
+	for _, a := range os.Args[1:] {
+		if a == "-role=sub" {
+			if err := subMain(); err != nil {
+				fmt.Fprintln(os.Stderr, "e2e subscriber:", err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx); err != nil {
@@ -57,6 +66,7 @@ func run(ctx context.Context) error {
 	flag.IntVar(&o.latSubs, "latency-subs", 10, "subscribers in the latency run")
 	flag.DurationVar(&o.latDuration, "latency-duration", 5*time.Second, "length of the latency run")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up on a run after this long")
+	flag.StringVar(&topology, "subscribers", "process", "where subscribers run: process (a second process, like sandbox nodes) or inprocess")
 	flag.Parse()
 	for _, s := range strings.Split(*subs, ",") {
 		k, err := strconv.Atoi(strings.TrimSpace(s))
@@ -99,7 +109,10 @@ func run(ctx context.Context) error {
 	}
 	defer func() { stopFeed(); <-feedDone }()
 
-	fmt.Printf("paddock end-to-end benchmark: simulator -> WebSocket -> feed -> NATS -> subscribers, one process, %s\n\n", cpuInfo())
+	if topology != "process" && topology != "inprocess" {
+		return fmt.Errorf("-subscribers %q: want process or inprocess", topology)
+	}
+	fmt.Printf("paddock end-to-end benchmark on %s: simulator -> WebSocket -> feed -> NATS (one process) -> subscribers (%s)\n\n", cpuInfo(), topology)
 	var rows []row
 	for _, k := range o.subs {
 		n := runSize(o.n, k)
@@ -151,84 +164,47 @@ type row struct {
 }
 
 // feedRun blasts n trades through the feed and measures what k subscribers
-// receive.
+// in a separate process receive.
 func feedRun(ctx context.Context, sm *sim.Sim, url string, k, n, rate int, timeout time.Duration) (row, error) {
 	subj, _ := proto.DataSubject("binance", "btcusdt", proto.EventTrades)
 	sent := make([]int64, n)
-	var firstID atomic.Uint64
-	var received atomic.Int64
-	lats := make([][]int64, k)
-	legIn := make([][]int64, k) // simulator send -> feed receive (the header's recv_time)
-	var last atomic.Int64
-	var conns []*nats.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := range k {
-		nc, err := nats.Connect(url, nats.Name("e2e-sub"))
-		if err != nil {
-			return row{}, err
-		}
-		conns = append(conns, nc)
-		lats[i] = make([]int64, 0, n)
-		legIn[i] = make([]int64, 0, n)
-		sub, err := nc.Subscribe(subj, func(m *nats.Msg) {
-			now := time.Now().UnixNano()
-			tv, err := proto.DecodeTrade(m.Data)
-			if err != nil {
-				return
-			}
-			base := firstID.Load()
-			if base == 0 || tv.TradeID() < base || tv.TradeID()-base >= uint64(n) {
-				return // from an earlier run
-			}
-			if s := atomic.LoadInt64(&sent[tv.TradeID()-base]); s > 0 {
-				lats[i] = append(lats[i], now-s)
-				legIn[i] = append(legIn[i], tv.RecvTime()-s)
-			}
-			received.Add(1)
-			last.Store(now)
-		})
-		if err != nil {
-			return row{}, err
-		}
-		_ = sub.SetPendingLimits(-1, -1)
-		if err := nc.Flush(); err != nil {
-			return row{}, err
-		}
-	}
-	// A zero-length blast reserves nothing and returns the id the next
-	// blast starts at, so the subscribers know it before anything is sent.
-	id, err := blastWhenSubscribed(ctx, sm)
+	wait, err := subscribers(ctx, url, subj, k, n, timeout)
 	if err != nil {
 		return row{}, err
 	}
-	firstID.Store(id)
+	// A zero-length blast reserves nothing and returns the id the next
+	// blast starts at.
+	base, err := blastWhenSubscribed(ctx, sm)
+	if err != nil {
+		return row{}, err
+	}
 	start := time.Now()
 	if _, err := sm.Blast(ctx, false, "BTCUSDT", n, rate, sent); err != nil {
 		return row{}, err
 	}
-	want := int64(n) * int64(k)
-	deadline := time.Now().Add(timeout)
-	for received.Load() < want && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return row{}, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+	res, err := wait()
+	if err != nil {
+		return row{}, err
+	}
+	r := row{subs: k, n: n, rate: rate}
+	var got, last int64
+	for _, rec := range res.records {
+		id := uint64(rec[0])
+		if id < base || id-base >= uint64(n) {
+			continue // from an earlier run
+		}
+		s := atomic.LoadInt64(&sent[id-base])
+		got++
+		last = max(last, rec[1])
+		if s > 0 {
+			r.lat = append(r.lat, rec[1]-s)
+			r.legIn = append(r.legIn, rec[2]-s)
 		}
 	}
-	got := received.Load()
-	elapsed := time.Duration(last.Load() - start.UnixNano())
-	r := row{subs: k, n: n, rate: rate, lost: int(want - got)}
-	if elapsed > 0 {
+	r.lost = int(int64(n)*int64(k) - got)
+	if elapsed := time.Duration(last - start.UnixNano()); elapsed > 0 {
 		r.ingest = float64(got) / float64(k) / elapsed.Seconds()
 		r.delivered = float64(got) / elapsed.Seconds()
-	}
-	for i := range lats {
-		r.lat = append(r.lat, lats[i]...)
-		r.legIn = append(r.legIn, legIn[i]...)
 	}
 	return r, nil
 }
@@ -254,123 +230,64 @@ func blastWhenSubscribed(ctx context.Context, sm *sim.Sim) (uint64, error) {
 }
 
 // rawCeiling publishes n messages of a Trade's size as fast as one
-// connection can and measures what k subscribers receive per second.
+// connection can, and measures what k subscribers in a separate process
+// receive per second.
 func rawCeiling(ctx context.Context, url string, k, n int, timeout time.Duration) (float64, error) {
-	var received atomic.Int64
-	var last atomic.Int64
-	var conns []*nats.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range k {
-		nc, err := nats.Connect(url, nats.Name("e2e-raw-sub"))
-		if err != nil {
-			return 0, err
-		}
-		conns = append(conns, nc)
-		sub, err := nc.Subscribe("bench.raw.btcusdt.trades", func(*nats.Msg) {
-			received.Add(1)
-			last.Store(time.Now().UnixNano())
-		})
-		if err != nil {
-			return 0, err
-		}
-		_ = sub.SetPendingLimits(-1, -1)
-		_ = nc.Flush()
-	}
-	pub, err := nats.Connect(url, nats.Name("e2e-raw-pub"))
+	res, start, err := rawRun(ctx, url, "bench.raw", k, n, 0, timeout)
 	if err != nil {
 		return 0, err
 	}
-	conns = append(conns, pub)
-	msg := make([]byte, proto.TradeSize)
-	start := time.Now()
-	for i := range n {
-		binary.LittleEndian.PutUint64(msg[8:], uint64(i))
-		if err := pub.Publish("bench.raw.btcusdt.trades", msg); err != nil {
-			return 0, err
-		}
-	}
-	_ = pub.Flush()
-	want := int64(n) * int64(k)
-	deadline := time.Now().Add(timeout)
-	for received.Load() < want && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	elapsed := time.Duration(last.Load() - start.UnixNano())
+	elapsed := time.Duration(res.last - start.UnixNano())
 	if elapsed <= 0 {
 		return 0, errors.New("nothing received")
 	}
-	return float64(received.Load()) / float64(k) / elapsed.Seconds(), nil
+	return float64(res.received) / float64(k) / elapsed.Seconds(), nil
 }
 
 // rawLatency publishes n Trade-sized messages at rate, paced like the
-// simulator (batches of 8), each carrying its send time, to k subscribers:
-// the bus's own latency on this machine, for comparison with the feed's.
+// simulator (batches of 8), each carrying its send time: the bus's own
+// latency on this machine, for comparison with the feed's.
 func rawLatency(ctx context.Context, url string, k, n, rate int, timeout time.Duration) ([]int64, error) {
-	var received atomic.Int64
-	lats := make([][]int64, k)
-	var conns []*nats.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := range k {
-		nc, err := nats.Connect(url, nats.Name("e2e-rawlat-sub"))
-		if err != nil {
-			return nil, err
-		}
-		conns = append(conns, nc)
-		lats[i] = make([]int64, 0, n)
-		sub, err := nc.Subscribe("bench.rawlat", func(m *nats.Msg) {
-			lats[i] = append(lats[i], time.Now().UnixNano()-int64(binary.LittleEndian.Uint64(m.Data[16:])))
-			received.Add(1)
-		})
-		if err != nil {
-			return nil, err
-		}
-		_ = sub.SetPendingLimits(-1, -1)
-		_ = nc.Flush()
-	}
-	pub, err := nats.Connect(url, nats.Name("e2e-rawlat-pub"))
+	res, _, err := rawRun(ctx, url, "bench.rawlat", k, n, rate, timeout)
 	if err != nil {
 		return nil, err
 	}
-	conns = append(conns, pub)
+	lats := make([]int64, 0, len(res.records))
+	for _, rec := range res.records {
+		lats = append(lats, rec[1]-rec[0])
+	}
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	return lats, nil
+}
+
+func rawRun(ctx context.Context, url, subject string, k, n, rate int, timeout time.Duration) (subResult, time.Time, error) {
+	wait, err := subscribers(ctx, url, subject, k, n, timeout)
+	if err != nil {
+		return subResult{}, time.Time{}, err
+	}
+	pub, err := nats.Connect(url, nats.Name("e2e-raw-pub"))
+	if err != nil {
+		return subResult{}, time.Time{}, err
+	}
+	defer pub.Close()
 	msg := make([]byte, proto.TradeSize)
 	start := time.Now()
 	for i := range n {
-		if i%8 == 0 {
+		if rate > 0 && i%8 == 0 {
 			if d := time.Until(start.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))); d > 0 {
 				time.Sleep(d)
 			}
 		}
 		binary.LittleEndian.PutUint64(msg[16:], uint64(time.Now().UnixNano()))
-		if err := pub.Publish("bench.rawlat", msg); err != nil {
-			return nil, err
+		if err := pub.Publish(subject, msg); err != nil {
+			return subResult{}, start, err
 		}
 	}
-	deadline := time.Now().Add(timeout)
-	for received.Load() < int64(n)*int64(k) && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+	if err := pub.Flush(); err != nil {
+		return subResult{}, start, err
 	}
-	var all []int64
-	for _, l := range lats {
-		all = append(all, l...)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	return all, nil
+	res, err := wait()
+	return res, start, err
 }
 
 func percentile(sorted []int64, p float64) time.Duration {
