@@ -1,6 +1,7 @@
 package binance
 
 import (
+	"encoding/binary"
 	"errors"
 
 	"github.com/paddockhq/paddock/proto"
@@ -178,6 +179,11 @@ func (p *Parser) Parse(frame []byte) (*Event, error) {
 	if len(frame) > 1<<31-1 {
 		return nil, ErrSyntax
 	}
+	if p.envelope(frame) {
+		return p.interpret()
+	}
+	p.present, p.bidsParsed, p.asksParsed = 0, false, false
+	p.bids, p.asks = p.bids[:0], p.asks[:0]
 	sc := scanner{b: frame}
 	if err := p.object(&sc, 0); err != nil {
 		return nil, err
@@ -187,6 +193,39 @@ func (p *Parser) Parse(frame []byte) (*Event, error) {
 		return nil, ErrTrailing
 	}
 	return p.interpret()
+}
+
+const (
+	envPrefix = `{"stream":"`
+	envData   = `","data":`
+)
+
+// envelope parses the compact combined-stream form Binance sends,
+// {"stream":"<name>","data":{...}}, matching the fixed parts as a template.
+// Anything else (whitespace, other key order, escapes, a failure inside the
+// payload) returns false and Parse starts over on the general path, which
+// also produces the precise error.
+func (p *Parser) envelope(frame []byte) bool {
+	if len(frame) < len(envPrefix)+len(envData)+3 || string(frame[:len(envPrefix)]) != envPrefix {
+		return false
+	}
+	i := len(envPrefix)
+	for i < len(frame) && plain[frame[i]] {
+		i++
+	}
+	streamEnd := i
+	if len(frame)-i < len(envData)+2 || string(frame[i:i+len(envData)]) != envData || frame[len(frame)-1] != '}' {
+		return false
+	}
+	sc := scanner{b: frame[:len(frame)-1], i: i + len(envData)}
+	start := sc.i
+	if err := p.object(&sc, 1); err != nil || sc.i != len(sc.b) {
+		return false
+	}
+	p.vals[fStream] = value{start: int32(len(envPrefix)), end: int32(streamEnd), kind: '"'}
+	p.vals[fData] = value{start: int32(start), end: int32(sc.i), kind: 'x'}
+	p.present |= 1<<fStream | 1<<fData
+	return true
 }
 
 // object parses a JSON object at sc, recording known keys as typed values
@@ -203,7 +242,9 @@ func (p *Parser) object(sc *scanner, depth int) error {
 	for {
 		var f field
 		var err error
-		if b, i := sc.b, sc.i; i+4 <= len(b) && b[i] == '"' && b[i+2] == '"' && b[i+3] == ':' && b[i+1] >= 0x20 && b[i+1] != '\\' && b[i+1] != '"' {
+		// Bytes i..i+3 are `"k":` when, read as a little-endian uint32 with
+		// the key byte masked out, they equal 0x3A22??22.
+		if b, i := sc.b, sc.i; i+4 <= len(b) && binary.LittleEndian.Uint32(b[i:])&0xFFFF00FF == 0x3A220022 && plain[b[i+1]] {
 			// Fast path for the compact one-character keys Binance uses: "e":
 			f = oneChar[b[i+1]]
 			sc.i = i + 4
@@ -253,12 +294,30 @@ func (p *Parser) object(sc *scanner, depth int) error {
 				return err
 			}
 		default:
+			if c == '"' {
+				// Plain strings inline: most values are short strings with
+				// nothing to unescape.
+				b, start := sc.b, sc.i+1
+				i := start
+				for i < len(b) && plain[b[i]] {
+					i++
+				}
+				if i < len(b) && b[i] == '"' {
+					v := &p.vals[f]
+					v.start, v.end, v.kind = int32(start), int32(i), '"'
+					sc.i = i + 1
+					p.present |= 1 << f
+					break
+				}
+			}
 			if err := sc.value(depth+1, &p.vals[f]); err != nil {
 				return err
 			}
 			p.present |= 1 << f
 		}
-		sc.ws()
+		if sc.i < len(sc.b) && sc.b[sc.i] <= ' ' {
+			sc.ws()
+		}
 		if sc.i < len(sc.b) {
 			switch sc.b[sc.i] {
 			case ',':

@@ -50,16 +50,15 @@ func (s *scanner) str() ([]byte, error) {
 	s.esc = false
 	// Fast path: Binance's strings are short and plain, so one scalar pass
 	// that stops at the quote beats bytes.IndexByte's per-call setup.
-	for i := start; i < len(s.b); i++ {
-		c := s.b[i]
-		if c == '"' {
-			s.i = i + 1
-			return s.b[start:i], nil
-		}
-		if c == '\\' || c < 0x20 {
-			break // escapes and control characters take the checked path
-		}
+	i := start
+	for i < len(s.b) && plain[s.b[i]] {
+		i++
 	}
+	if i < len(s.b) && s.b[i] == '"' {
+		s.i = i + 1
+		return s.b[start:i], nil
+	}
+	// Escapes and control characters take the checked path.
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		switch {
@@ -315,3 +314,12 @@ func eightDigits(b []byte) (uint64, bool) {
 	v = ((v & 0x000000FF000000FF) * (100 + (1000000 << 32))) + (((v >> 16) & 0x000000FF000000FF) * (1 + (10000 << 32)))
 	return v >> 32, true
 }
+
+// plain marks the bytes a string may contain without the checked path:
+// anything but the quote, the backslash and control characters.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
