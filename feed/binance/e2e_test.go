@@ -209,3 +209,55 @@ func TestServerShutdownRollsOver(t *testing.T) {
 		t.Fatalf("rollovers %v reconnects %v", h.metric("paddock_feed_rollovers_total"), h.metric("paddock_feed_reconnects_total"))
 	}
 }
+
+// TestSecondConnectionOnlyPastTheStreamLimit: with a per-connection limit of
+// 4 streams, three instruments of three streams each need three connections;
+// every one of them carries data and no connection is opened beyond that.
+func TestSecondConnectionOnlyPastTheStreamLimit(t *testing.T) {
+	h := newHarness(t, harnessOpts{symbols: []string{"btcusdt", "ethusdt", "solusdt"}, cfg: binance.Config{MaxStreamsPerConn: 4}})
+	if got := h.adapter.Connections(); got != 3 {
+		t.Fatalf("adapter plans %d connections, want 3", got)
+	}
+	ws := []*bookWatcher{h.watchBook("btcusdt"), h.watchBook("ethusdt"), h.watchBook("solusdt")}
+	h.start()
+	h.stepUntil("all books in sync", 10*time.Second, func() bool { ok, _ := h.svc.Ready(); return ok })
+	h.sim.Step(50)
+	for i, s := range []string{"btcusdt", "ethusdt", "solusdt"} {
+		h.matches(ws[i], s)
+	}
+	if open, opened := h.sim.Connections(); open != 3 || opened != 3 {
+		t.Fatalf("%d connections open, %d opened; want exactly 3", open, opened)
+	}
+
+	one := newHarness(t, harnessOpts{symbols: []string{"btcusdt", "ethusdt", "solusdt"}})
+	if got := one.adapter.Connections(); got != 1 {
+		t.Fatalf("with Binance's 1024-stream limit the adapter plans %d connections, want 1", got)
+	}
+}
+
+// TestPingsKeepAQuietConnectionAlive: no market data for many silence
+// timeouts, but the venue pings and the feed answers, so the connection
+// stays up and the book stays in sync.
+func TestPingsKeepAQuietConnectionAlive(t *testing.T) {
+	h := newHarness(t, harnessOpts{
+		symbols: []string{"btcusdt"},
+		simCfg:  sim.Config{PingInterval: 50 * time.Millisecond},
+		cfg:     binance.Config{SilenceTimeout: 300 * time.Millisecond},
+	})
+	w := h.watchBook("btcusdt")
+	h.start()
+	h.stepUntil("in sync", 10*time.Second, func() bool { ok, _ := h.svc.Ready(); return ok })
+	quiet := time.NewTimer(1500 * time.Millisecond) // five silence timeouts without data
+	<-quiet.C
+	h.sim.Step(10)
+	h.matches(w, "btcusdt")
+	if _, opened := h.sim.Connections(); opened != 1 {
+		t.Fatalf("%d connections opened; pings should have kept the first alive", opened)
+	}
+	if p := h.sim.Pongs(); p < 10 {
+		t.Fatalf("the feed answered %d pings in 1.5s of 50ms pings", p)
+	}
+	if len(w.resets) != 0 {
+		t.Fatalf("resets during a quiet market: %v", w.resets)
+	}
+}

@@ -60,6 +60,7 @@ type Sim struct {
 	steps   uint64
 
 	opened atomic.Int64
+	pongs  atomic.Int64
 }
 
 type conn struct {
@@ -313,6 +314,9 @@ func (s *Sim) Trades(futures bool, symbol string) (count, lastID uint64) {
 	return m.trades, m.tradeID
 }
 
+// Pongs returns how many pong frames clients have sent in reply to pings.
+func (s *Sim) Pongs() int64 { return s.pongs.Load() }
+
 // Connections returns the number of open connections and the total opened.
 func (s *Sim) Connections() (open int, opened int64) {
 	s.mu.Lock()
@@ -341,6 +345,7 @@ func (s *Sim) serveWS(w http.ResponseWriter, r *http.Request, futures bool) {
 		return nil
 	})
 	ws.SetCloseHandler(func(int, string) error { return nil })
+	ws.SetPongHandler(func(string) error { s.pongs.Add(1); return nil })
 	if q := r.URL.Query().Get("streams"); q != "" {
 		for _, st := range strings.Split(q, "/") {
 			c.streams[st] = true
