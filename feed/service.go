@@ -30,7 +30,6 @@ type Outlet struct {
 	Metrics     *VenueMetrics
 
 	bySymbol  map[string]*Instrument
-	messages  func() uint64
 	healthSub string
 }
 

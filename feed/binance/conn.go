@@ -164,7 +164,7 @@ func (s *slot) run(ctx context.Context) {
 		go c.read()
 		s.state.Store(int32(proto.StateConnected))
 		a.log.Info("connected", "slot", s.id, "conn", c.id, "streams", len(s.streams))
-		reason, lived := s.serve(ctx, c)
+		lived, reason := s.serve(ctx, c)
 		if ctx.Err() != nil {
 			break
 		}
@@ -201,7 +201,7 @@ var errStale = errors.New("no frame within the silence timeout")
 // serverShutdown (both start a make-before-break rollover), and the
 // rollover's switch. It returns when the slot has no usable connection left,
 // or ctx ends.
-func (s *slot) serve(ctx context.Context, c *wsConn) (reason error, lived time.Duration) {
+func (s *slot) serve(ctx context.Context, c *wsConn) (lived time.Duration, reason error) {
 	a := s.a
 	tick := time.NewTicker(min(a.cfg.SilenceTimeout/4, max(a.cfg.RolloverOverlap/4, 10*time.Millisecond)))
 	defer tick.Stop()
@@ -272,7 +272,7 @@ func (s *slot) serve(ctx context.Context, c *wsConn) (reason error, lived time.D
 		select {
 		case <-ctx.Done():
 			closeConn(c)
-			return ctx.Err(), a.now().Sub(c.opened)
+			return a.now().Sub(c.opened), ctx.Err()
 		case <-c.done:
 			if next != nil {
 				// The old connection died mid-rollover (the venue's cap, or a
@@ -287,7 +287,7 @@ func (s *slot) serve(ctx context.Context, c *wsConn) (reason error, lived time.D
 			if stale {
 				err = errStale
 			}
-			return err, a.now().Sub(c.opened)
+			return a.now().Sub(c.opened), err
 		case <-nextDone:
 			a.log.Warn("rollover: new connection lost before the switch", "slot", s.id, "err", next.err)
 			a.mu.Lock()

@@ -25,13 +25,12 @@ type market struct {
 	bids    map[int64]int64
 	asks    map[int64]int64
 
-	updateID  uint64 // last book update id
-	tradeID   uint64 // last trade id
-	aggID     uint64 // last aggregate trade id
-	trades    uint64 // trades generated
-	skipNext  bool   // the next depth event is generated but not sent (a gap)
-	lastBBO   [4]int64
-	lastEvent int64 // ms
+	updateID uint64 // last book update id
+	tradeID  uint64 // last trade id
+	aggID    uint64 // last aggregate trade id
+	trades   uint64 // trades generated
+	skipNext bool   // the next depth event is generated but not sent (a gap)
+	lastBBO  [4]int64
 }
 
 // band is how many ticks either side of the mid the book keeps levels.
