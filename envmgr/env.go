@@ -1,0 +1,135 @@
+// Package envmgr is the environment manager's core: the lifecycle of a
+// sandbox environment, the interfaces it consumes (Store, Provisioner) and
+// the rules for moving between states. Backends live in subpackages
+// (natskv for the store, local for the local provisioner, ...).
+package envmgr
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// State is where an environment is in its lifecycle.
+type State string
+
+// The lifecycle: requested -> provisioning -> ready -> (stopping -> stopped
+// -> starting -> ready)* -> destroying -> destroyed, with failed reachable
+// from every working state. Transitions not in the table are refused.
+const (
+	StateRequested    State = "requested"
+	StateProvisioning State = "provisioning"
+	StateReady        State = "ready"
+	StateStopping     State = "stopping"
+	StateStopped      State = "stopped"
+	StateStarting     State = "starting"
+	StateDestroying   State = "destroying"
+	StateDestroyed    State = "destroyed"
+	StateFailed       State = "failed"
+)
+
+// transitions lists, for each state, the states it may move to.
+var transitions = map[State][]State{
+	StateRequested:    {StateProvisioning, StateDestroying, StateFailed},
+	StateProvisioning: {StateReady, StateDestroying, StateFailed},
+	StateReady:        {StateStopping, StateDestroying, StateFailed},
+	StateStopping:     {StateStopped, StateDestroying, StateFailed},
+	StateStopped:      {StateStarting, StateDestroying},
+	StateStarting:     {StateReady, StateDestroying, StateFailed},
+	StateFailed:       {StateDestroying, StateProvisioning}, // retry, or tear down what was made
+	StateDestroying:   {StateDestroyed, StateFailed},
+	StateDestroyed:    nil,
+}
+
+// CanMove reports whether from -> to is a legal transition.
+func CanMove(from, to State) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool { _, ok := transitions[s]; return ok }
+
+// Terminal reports whether nothing follows s.
+func (s State) Terminal() bool { return s == StateDestroyed }
+
+// Desired is what the developer asked for; the reconciler moves State
+// toward it.
+type Desired string
+
+const (
+	WantRunning   Desired = "running"
+	WantStopped   Desired = "stopped"
+	WantDestroyed Desired = "destroyed"
+)
+
+// Errors. Match with errors.Is; the API maps them to status codes in one place.
+var (
+	ErrNotFound          = errors.New("envmgr: environment not found")
+	ErrExists            = errors.New("envmgr: environment already exists")
+	ErrConflict          = errors.New("envmgr: environment was changed by another request; reload and retry")
+	ErrIllegalTransition = errors.New("envmgr: illegal state transition")
+	ErrForbidden         = errors.New("envmgr: not allowed")
+	ErrInvalid           = errors.New("envmgr: invalid request")
+)
+
+// Environment is the stored record of one environment. It is a value: the
+// store returns copies, and writes carry the revision they were read at.
+type Environment struct {
+	Name      string    `json:"name"`
+	Owner     string    `json:"owner"`
+	SpecYAML  string    `json:"spec_yaml"` // the .dev-env.yaml as submitted
+	PRNumber  int       `json:"pr_number,omitempty"`
+	Branch    string    `json:"branch,omitempty"`
+	CommitSHA string    `json:"commit_sha,omitempty"`
+	State     State     `json:"state"`
+	Desired   Desired   `json:"desired"`
+	Reason    string    `json:"reason,omitempty"`      // why it failed
+	FailedAt  State     `json:"failed_step,omitempty"` // the state it failed in
+	TTLHours  int       `json:"ttl_hours"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Endpoint is where the running node can be reached (admin URL), once
+	// provisioned.
+	Endpoint string `json:"endpoint,omitempty"`
+}
+
+// Move changes e's state if the transition is legal.
+func (e *Environment) Move(to State, at time.Time) error {
+	if !CanMove(e.State, to) {
+		return fmt.Errorf("%w: %s -> %s for %s", ErrIllegalTransition, e.State, to, e.Name)
+	}
+	e.State, e.UpdatedAt = to, at
+	if to != StateFailed {
+		e.Reason, e.FailedAt = "", ""
+	}
+	return nil
+}
+
+// Fail moves e to failed, remembering the step and the reason.
+func (e *Environment) Fail(reason string, at time.Time) error {
+	step := e.State
+	if err := e.Move(StateFailed, at); err != nil {
+		return err
+	}
+	e.Reason, e.FailedAt = reason, step
+	return nil
+}
+
+// AuditRecord is one entry of an environment's audit log: a request or a
+// transition, who made it and when.
+type AuditRecord struct {
+	Env       string    `json:"env"`
+	At        time.Time `json:"at"`
+	Actor     string    `json:"actor"`  // a user, or "reconciler"
+	Action    string    `json:"action"` // create, stop, start, extend, destroy, transition, refused, ...
+	From      State     `json:"from,omitempty"`
+	To        State     `json:"to,omitempty"`
+	CommitSHA string    `json:"commit_sha,omitempty"`
+	Detail    string    `json:"detail,omitempty"`
+}
