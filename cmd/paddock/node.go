@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+
+	"github.com/paddockhq/paddock/envmgr/node"
+)
+
+func init() {
+	commands["node"] = command{"run a sandbox node from its configuration (started by the environment manager)", runNode}
+}
+
+func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	config := fs.String("config", envDefault("PADDOCK_NODE_CONFIG", ""), "node configuration file [PADDOCK_NODE_CONFIG]")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if *config == "" {
+		return usageError{"paddock node: -config is required"}
+	}
+	log, err := newLogger(*level, stderr)
+	if err != nil {
+		return err
+	}
+	c, err := node.LoadConfig(*config)
+	if err != nil {
+		return err
+	}
+	return node.Run(ctx, c, log)
+}

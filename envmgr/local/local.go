@@ -1,0 +1,305 @@
+// Package local provisions an environment's sandbox node as a process on
+// this machine: `paddock node` with the environment's configuration, its own
+// directory under the manager's state directory, and its log there. It is
+// the default provisioner, needing no cloud account.
+//
+// Every operation is idempotent and survives a manager restart: a node's pid
+// is recorded in its directory, and a restarted manager adopts a node that
+// is still running instead of starting a second one.
+package local
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/node"
+	"github.com/paddockhq/paddock/envmgr/spec"
+)
+
+// Config configures the provisioner.
+type Config struct {
+	StateDir string // nodes live in StateDir/<env>/
+	NATSURL  string // what nodes connect to
+	// Command returns the command that runs a node with the given
+	// configuration file; the default runs this executable's `node`
+	// subcommand.
+	Command      func(configPath string) *exec.Cmd
+	ReadyTimeout time.Duration // default 10s
+	Logger       *slog.Logger
+}
+
+// Provisioner implements envmgr.StatusProvisioner. Safe for concurrent use;
+// operations on one environment are serialized.
+type Provisioner struct {
+	cfg   Config
+	log   *slog.Logger
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+	procs map[string]*proc // nodes this process started
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process exits
+}
+
+var _ envmgr.StatusProvisioner = (*Provisioner)(nil)
+
+// New creates a local provisioner.
+func New(c Config) (*Provisioner, error) {
+	if c.StateDir == "" || c.NATSURL == "" {
+		return nil, errors.New("local provisioner: StateDir and NATSURL are required")
+	}
+	if c.Command == nil {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		c.Command = func(cfg string) *exec.Cmd { return exec.Command(exe, "node", "-config", cfg) }
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	return &Provisioner{cfg: c, log: c.Logger.With("component", "provisioner", "backend", "local"),
+		locks: map[string]*sync.Mutex{}, procs: map[string]*proc{}}, nil
+}
+
+func (p *Provisioner) lock(name string) func() {
+	p.mu.Lock()
+	l, ok := p.locks[name]
+	if !ok {
+		l = &sync.Mutex{}
+		p.locks[name] = l
+	}
+	p.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+func (p *Provisioner) dir(name string) string       { return filepath.Join(p.cfg.StateDir, name) }
+func (p *Provisioner) configPath(name string) string { return filepath.Join(p.dir(name), "node.json") }
+func (p *Provisioner) pidPath(name string) string    { return filepath.Join(p.dir(name), "node.pid") }
+func (p *Provisioner) endpointPath(name string) string {
+	return filepath.Join(p.dir(name), "endpoint")
+}
+
+// Provision writes the node's configuration and starts it (or adopts the one
+// already running).
+func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *spec.Spec) (string, error) {
+	defer p.lock(e.Name)()
+	if err := os.MkdirAll(p.dir(e.Name), 0o700); err != nil {
+		return "", fmt.Errorf("provision %s: %w", e.Name, err)
+	}
+	c := node.Config{Name: e.Name, NATSURL: p.cfg.NATSURL, AdminListen: "127.0.0.1:0", EndpointFile: p.endpointPath(e.Name)}
+	for _, ex := range s.Exchanges {
+		for _, in := range ex.Instruments {
+			c.Instruments = append(c.Instruments, node.Instrument{Venue: ex.Venue, Symbol: in.Symbol})
+		}
+	}
+	raw, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(p.configPath(e.Name), raw, 0o600); err != nil {
+		return "", fmt.Errorf("provision %s: %w", e.Name, err)
+	}
+	return p.ensureRunning(ctx, e.Name)
+}
+
+// Start starts a provisioned node again, or adopts it if it is running.
+func (p *Provisioner) Start(ctx context.Context, name string) (string, error) {
+	defer p.lock(name)()
+	if _, err := os.Stat(p.configPath(name)); err != nil {
+		return "", fmt.Errorf("start %s: not provisioned: %w", name, err)
+	}
+	return p.ensureRunning(ctx, name)
+}
+
+// Stop stops the node, keeping its directory.
+func (p *Provisioner) Stop(ctx context.Context, name string) error {
+	defer p.lock(name)()
+	return p.stop(ctx, name)
+}
+
+// Destroy stops the node and removes its directory.
+func (p *Provisioner) Destroy(ctx context.Context, name string) error {
+	defer p.lock(name)()
+	if err := p.stop(ctx, name); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(p.dir(name)); err != nil {
+		return fmt.Errorf("destroy %s: %w", name, err)
+	}
+	return nil
+}
+
+// Status reports whether the node is running and where.
+func (p *Provisioner) Status(_ context.Context, name string) (envmgr.NodeStatus, error) {
+	defer p.lock(name)()
+	pid := p.livePID(name)
+	if pid == 0 {
+		return envmgr.NodeStatus{}, nil
+	}
+	ep, _ := os.ReadFile(p.endpointPath(name))
+	return envmgr.NodeStatus{Running: true, Endpoint: string(ep)}, nil
+}
+
+// StopAll stops every node this process started, for a clean shutdown of
+// `make run`. Their environments stay ready; a restarted manager starts
+// them again.
+func (p *Provisioner) StopAll(ctx context.Context) {
+	p.mu.Lock()
+	var names []string
+	for n := range p.procs {
+		names = append(names, n)
+	}
+	p.mu.Unlock()
+	for _, n := range names {
+		if err := p.Stop(ctx, n); err != nil {
+			p.log.Warn("stop node", "env", n, "err", err)
+		}
+	}
+}
+
+// livePID returns the pid of the environment's running node, or 0. The pid
+// file alone is not trusted: the process must exist and be running this
+// environment's configuration, so a recycled pid is never mistaken for it.
+func (p *Provisioner) livePID(name string) int {
+	raw, err := os.ReadFile(p.pidPath(name))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	p.mu.Lock()
+	pr := p.procs[name]
+	p.mu.Unlock()
+	if pr != nil {
+		select {
+		case <-pr.done:
+			return 0
+		default:
+			return pid
+		}
+	}
+	if syscall.Kill(pid, 0) != nil {
+		return 0
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(p.configPath(name))) {
+		return 0
+	}
+	return pid
+}
+
+func (p *Provisioner) ensureRunning(ctx context.Context, name string) (string, error) {
+	if pid := p.livePID(name); pid != 0 {
+		p.log.Info("node already running; adopting it", "env", name, "pid", pid)
+		return p.waitReady(ctx, name)
+	}
+	_ = os.Remove(p.endpointPath(name))
+	logf, err := os.OpenFile(filepath.Join(p.dir(name), "node.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", err
+	}
+	cmd := p.cfg.Command(p.configPath(name))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group: a Ctrl-C meant for the manager does not reach
+	// the node directly; the manager stops it (or, after a crash, adopts it).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return "", fmt.Errorf("start node %s: %w", name, err)
+	}
+	pr := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		close(pr.done)
+		p.log.Info("node exited", "env", name, "pid", cmd.Process.Pid, "err", err)
+	}()
+	p.mu.Lock()
+	p.procs[name] = pr
+	p.mu.Unlock()
+	if err := os.WriteFile(p.pidPath(name), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		return "", err
+	}
+	p.log.Info("node started", "env", name, "pid", cmd.Process.Pid)
+	return p.waitReady(ctx, name)
+}
+
+// waitReady waits for the node's endpoint file and a healthy /healthz.
+func (p *Provisioner) waitReady(ctx context.Context, name string) (string, error) {
+	deadline := time.Now().Add(p.cfg.ReadyTimeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		if ep, err := os.ReadFile(p.endpointPath(name)); err == nil && len(ep) > 0 {
+			if resp, err := client.Get(string(ep) + "/healthz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return string(ep), nil
+				}
+			}
+		}
+		if p.livePID(name) == 0 {
+			return "", fmt.Errorf("node %s exited before it was ready (see %s)", name, filepath.Join(p.dir(name), "node.log"))
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("node %s not ready within %v", name, p.cfg.ReadyTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (p *Provisioner) stop(ctx context.Context, name string) error {
+	pid := p.livePID(name)
+	if pid == 0 {
+		_ = os.Remove(p.pidPath(name))
+		return nil
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.livePID(name) != 0 {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			deadline = time.Now().Add(5 * time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	p.mu.Lock()
+	delete(p.procs, name)
+	p.mu.Unlock()
+	_ = os.Remove(p.pidPath(name))
+	_ = os.Remove(p.endpointPath(name))
+	return nil
+}

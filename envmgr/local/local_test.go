@@ -1,0 +1,346 @@
+package local_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/local"
+	"github.com/paddockhq/paddock/envmgr/natskv"
+	"github.com/paddockhq/paddock/envmgr/node"
+	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/internal/embednats"
+)
+
+// TestMain lets this test binary act as `paddock node`: the provisioner
+// runs it with PADDOCK_TEST_NODE=1, so the tests start real node processes
+// without building the paddock binary first.
+func TestMain(m *testing.M) {
+	if os.Getenv("PADDOCK_TEST_NODE") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		c, err := node.LoadConfig(os.Getenv("PADDOCK_NODE_CONFIG"))
+		if err == nil {
+			err = node.Run(ctx, c, nil)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "test node:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func nodeCommand(cfg string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", cfg) // cfg in argv: the provisioner recognizes its nodes by it
+	cmd.Env = append(os.Environ(), "PADDOCK_TEST_NODE=1", "PADDOCK_NODE_CONFIG="+cfg)
+	return cmd
+}
+
+const devEnv = `version: 1
+environment:
+  name: %s
+exchanges:
+  - {name: binance, type: spot, sandbox: true, instruments: [BTC/USDT]}
+market_data: {mode: live}
+risk_config: {max_position_usd: 1000, max_drawdown_pct: 5, max_order_rate: 10}
+strategy: {binary: strategies/x}
+ttl_hours: %d
+`
+
+type rig struct {
+	store    *natskv.Store
+	mgr      *envmgr.Manager
+	natsURL  string
+	stateDir string
+	clock    *fakeClock
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newRig(t *testing.T) *rig {
+	ns, err := embednats.Start(embednats.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	store, err := natskv.Open(t.Context(), nc, natskv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: time.Now()}
+	return &rig{store: store, mgr: envmgr.NewManager(store, clock.Now, nil), natsURL: ns.ClientURL(), stateDir: t.TempDir(), clock: clock}
+}
+
+func (r *rig) provisioner(t *testing.T) *local.Provisioner {
+	p, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.StopAll(context.Background()) })
+	return p
+}
+
+// runReconciler runs a reconciler until the returned stop is called.
+func (r *rig) runReconciler(t *testing.T, p envmgr.Provisioner, tick <-chan time.Time) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- envmgr.NewReconciler(r.store, p, r.clock.Now, nil).Run(ctx, tick) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("reconciler: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (r *rig) waitState(t *testing.T, name string, want envmgr.State) envmgr.Environment {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		e, _, err := r.store.Get(t.Context(), name)
+		if err == nil && e.State == want {
+			return e
+		}
+		if err == nil && e.State == envmgr.StateFailed && want != envmgr.StateFailed {
+			t.Fatalf("%s failed while %s: %s", name, e.FailedAt, e.Reason)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %s (err %v), want %s", name, e.State, err, want)
+		}
+		time.Sleep(5 * time.Millisecond) // polling the store: the reconciler works asynchronously
+	}
+}
+
+func pidOf(t *testing.T, dir, name string) int {
+	raw, err := os.ReadFile(filepath.Join(dir, name, "node.pid"))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(raw)))
+	return pid
+}
+
+func alive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
+
+func healthy(t *testing.T, endpoint string) bool {
+	resp, err := http.Get(endpoint + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == 200
+}
+
+var alice = envmgr.Actor{Name: "alice"}
+
+func TestLifecycleWithLocalNodes(t *testing.T) {
+	r := newRig(t)
+	p := r.provisioner(t)
+	r.runReconciler(t, p, nil)
+
+	start := time.Now()
+	if _, err := r.mgr.Create(t.Context(), alice, envmgr.CreateRequest{SpecYAML: fmt.Appendf(nil, devEnv, "life", 48), CommitSHA: "abc123"}); err != nil {
+		t.Fatal(err)
+	}
+	e := r.waitState(t, "life", envmgr.StateReady)
+	t.Logf("create -> ready in %v", time.Since(start))
+	if !healthy(t, e.Endpoint) {
+		t.Fatalf("ready but %s/healthz is not healthy", e.Endpoint)
+	}
+	pid1 := pidOf(t, r.stateDir, "life")
+
+	// Another developer can neither see nor stop it.
+	bob := envmgr.Actor{Name: "bob"}
+	if _, err := r.mgr.Stop(t.Context(), bob, "life"); !errors.Is(err, envmgr.ErrForbidden) {
+		t.Fatalf("bob stopping alice's environment: %v", err)
+	}
+
+	if _, err := r.mgr.Stop(t.Context(), alice, "life"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitState(t, "life", envmgr.StateStopped)
+	if alive(pid1) {
+		t.Fatal("node still running after stop")
+	}
+	if _, err := r.mgr.Start(t.Context(), alice, "life"); err != nil {
+		t.Fatal(err)
+	}
+	e = r.waitState(t, "life", envmgr.StateReady)
+	pid2 := pidOf(t, r.stateDir, "life")
+	if pid2 == pid1 || !alive(pid2) || !healthy(t, e.Endpoint) {
+		t.Fatalf("restart: pid %d -> %d, healthy %v", pid1, pid2, healthy(t, e.Endpoint))
+	}
+
+	ext, err := r.mgr.Extend(t.Context(), alice, "life", 0)
+	if err != nil || ext.TTLHours != 72 {
+		t.Fatalf("extend: %+v %v", ext, err)
+	}
+	if _, err := r.mgr.Extend(t.Context(), alice, "life", 48); !errors.Is(err, envmgr.ErrForbidden) {
+		t.Fatalf("extending past 96h without an admin: %v", err)
+	}
+
+	if _, err := r.mgr.Destroy(t.Context(), alice, "life"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitState(t, "life", envmgr.StateDestroyed)
+	if alive(pid2) {
+		t.Fatal("node still running after destroy")
+	}
+	if _, err := os.Stat(filepath.Join(r.stateDir, "life")); !os.IsNotExist(err) {
+		t.Fatalf("node directory left behind: %v", err)
+	}
+
+	audit, err := r.store.Audit(t.Context(), "life")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trail []string
+	for _, a := range audit {
+		trail = append(trail, a.Actor+":"+a.Action+":"+string(a.To))
+	}
+	got := strings.Join(trail, " ")
+	for _, want := range []string{"alice:create:requested", "reconciler:transition:provisioning", "reconciler:transition:ready",
+		"bob:refused:", "alice:stop:", "reconciler:transition:stopped", "alice:extend:", "alice:refused:", "reconciler:transition:destroyed"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit trail lacks %s:\n%s", want, got)
+		}
+	}
+	if audit[0].CommitSHA != "abc123" {
+		t.Errorf("create record lacks the commit SHA: %+v", audit[0])
+	}
+}
+
+// crashAfterProvision provisions for real, then "crashes" the reconciler
+// before it can record that the environment is ready.
+type crashAfterProvision struct {
+	envmgr.Provisioner
+	crash func()
+}
+
+func (c crashAfterProvision) Provision(ctx context.Context, e envmgr.Environment, s *spec.Spec) (string, error) {
+	ep, err := c.Provisioner.Provision(ctx, e, s)
+	c.crash()
+	return ep, err
+}
+
+// TestCrashMidProvisionConverges: the manager dies between starting the node
+// and recording it; a new manager (new provisioner, new reconciler) finds the
+// environment provisioning, adopts the running node and reaches ready with
+// exactly one node.
+func TestCrashMidProvisionConverges(t *testing.T) {
+	r := newRig(t)
+	ctx, crash := context.WithCancel(context.Background())
+	first := r.provisioner(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- envmgr.NewReconciler(r.store, crashAfterProvision{first, crash}, r.clock.Now, nil).Run(ctx, nil)
+	}()
+	if _, err := r.mgr.Create(t.Context(), alice, envmgr.CreateRequest{SpecYAML: fmt.Appendf(nil, devEnv, "crashy", 24)}); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	e, _, _ := r.store.Get(t.Context(), "crashy")
+	if e.State != envmgr.StateProvisioning {
+		t.Fatalf("after the crash the environment is %s, want provisioning", e.State)
+	}
+	pid := pidOf(t, r.stateDir, "crashy")
+	if !alive(pid) {
+		t.Fatal("the crashed manager's node is not running")
+	}
+
+	second, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.runReconciler(t, second, nil)
+	e = r.waitState(t, "crashy", envmgr.StateReady)
+	if got := pidOf(t, r.stateDir, "crashy"); got != pid || !healthy(t, e.Endpoint) {
+		t.Fatalf("node pid %d after restart, was %d: provisioned twice", got, pid)
+	}
+	_ = second.Destroy(context.Background(), "crashy")
+	if alive(pid) {
+		t.Fatal("the adopted node survived destroy")
+	}
+}
+
+// TestSupervisionRestartsDeadNode: a node that dies is started again on the
+// next tick.
+func TestSupervisionRestartsDeadNode(t *testing.T) {
+	r := newRig(t)
+	tick := make(chan time.Time)
+	r.runReconciler(t, r.provisioner(t), tick)
+	if _, err := r.mgr.Create(t.Context(), alice, envmgr.CreateRequest{SpecYAML: fmt.Appendf(nil, devEnv, "fragile", 24)}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitState(t, "fragile", envmgr.StateReady)
+	pid := pidOf(t, r.stateDir, "fragile")
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		tick <- time.Now()
+		if p := pidOf(t, r.stateDir, "fragile"); p != pid && alive(p) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dead node was not restarted")
+		}
+		time.Sleep(20 * time.Millisecond) // between ticks; the restart happens on a tick
+	}
+}
+
+// TestTTLExpiryDestroys drives expiry with an injected clock and tick.
+func TestTTLExpiryDestroys(t *testing.T) {
+	r := newRig(t)
+	tick := make(chan time.Time, 1)
+	r.runReconciler(t, r.provisioner(t), tick)
+	if _, err := r.mgr.Create(t.Context(), alice, envmgr.CreateRequest{SpecYAML: fmt.Appendf(nil, devEnv, "brief", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitState(t, "brief", envmgr.StateReady)
+	r.clock.Advance(61 * time.Minute)
+	tick <- r.clock.Now()
+	r.waitState(t, "brief", envmgr.StateDestroyed)
+	audit, _ := r.store.Audit(t.Context(), "brief")
+	found := false
+	for _, a := range audit {
+		found = found || a.Action == "expire"
+	}
+	if !found {
+		t.Fatal("no expire record in the audit log")
+	}
+}

@@ -1,0 +1,215 @@
+package envmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/paddockhq/paddock/envmgr/spec"
+)
+
+// Provisioner creates and runs an environment's sandbox node. Every method
+// is idempotent: the reconciler calls them again after a crash, and calling
+// Provision for an environment that already has a node must adopt that node
+// rather than create a second one. Implementations: envmgr/local (a child
+// process) and, later, envmgr/terraform (an instance on AWS).
+type Provisioner interface {
+	// Provision creates the node and starts it; it returns where the node's
+	// admin API is.
+	Provision(ctx context.Context, e Environment, s *spec.Spec) (endpoint string, err error)
+	// Stop stops the node, keeping its configuration and data.
+	Stop(ctx context.Context, name string) error
+	// Start starts a stopped node with the same configuration and data.
+	Start(ctx context.Context, name string) (endpoint string, err error)
+	// Destroy removes the node and everything provisioned for it.
+	Destroy(ctx context.Context, name string) error
+}
+
+// Actor is who makes a request.
+type Actor struct {
+	Name  string
+	Admin bool
+}
+
+// CreateRequest is what a developer submits.
+type CreateRequest struct {
+	SpecYAML  []byte
+	PRNumber  int
+	Branch    string
+	CommitSHA string
+}
+
+// Manager handles developers' requests: it validates them, records the
+// desired state with a revision check and an audit record, and leaves the
+// work to the Reconciler. Safe for concurrent use.
+type Manager struct {
+	store Store
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+// NewManager creates a manager over store. now is the clock (time.Now if nil).
+func NewManager(store Store, now func() time.Time, log *slog.Logger) *Manager {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{store: store, now: now, log: log.With("component", "envmgr")}
+}
+
+// Create validates the spec and records a new environment.
+func (m *Manager) Create(ctx context.Context, who Actor, req CreateRequest) (Environment, error) {
+	s, err := spec.Parse(req.SpecYAML, spec.Options{PRNumber: req.PRNumber, Branch: req.Branch, Now: m.now(), TTLApproved: who.Admin})
+	if err != nil {
+		return Environment{}, err // *spec.Errors: the field-level list
+	}
+	now := m.now().UTC()
+	e := Environment{
+		Name: s.Name, Owner: who.Name, SpecYAML: string(req.SpecYAML), PRNumber: req.PRNumber, Branch: req.Branch,
+		CommitSHA: req.CommitSHA, State: StateRequested, Desired: WantRunning, TTLHours: s.TTLHours,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Duration(s.TTLHours) * time.Hour),
+	}
+	if _, err := m.store.Create(ctx, e); err != nil {
+		return Environment{}, err
+	}
+	m.audit(ctx, AuditRecord{Env: e.Name, Actor: who.Name, Action: "create", To: StateRequested, CommitSHA: req.CommitSHA,
+		Detail: fmt.Sprintf("ttl %dh, expires %s", s.TTLHours, e.ExpiresAt.Format(time.RFC3339))})
+	return e, nil
+}
+
+// Get returns an environment the actor may see.
+func (m *Manager) Get(ctx context.Context, who Actor, name string) (Environment, error) {
+	e, _, err := m.store.Get(ctx, name)
+	if err != nil {
+		return Environment{}, err
+	}
+	if !who.Admin && e.Owner != who.Name {
+		return Environment{}, fmt.Errorf("%w: %s belongs to %s", ErrForbidden, name, e.Owner)
+	}
+	return e, nil
+}
+
+// List returns the environments the actor may see: their own, or all for admins.
+func (m *Manager) List(ctx context.Context, who Actor) ([]Environment, error) {
+	all, err := m.store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if who.Admin {
+		return all, nil
+	}
+	mine := all[:0]
+	for _, e := range all {
+		if e.Owner == who.Name {
+			mine = append(mine, e)
+		}
+	}
+	return mine, nil
+}
+
+// Stop asks for the environment's node to be stopped.
+func (m *Manager) Stop(ctx context.Context, who Actor, name string) (Environment, error) {
+	return m.change(ctx, who, name, "stop", func(e *Environment) error {
+		if e.Desired == WantDestroyed || e.State == StateDestroyed {
+			return fmt.Errorf("%w: %s is being destroyed", ErrIllegalTransition, name)
+		}
+		e.Desired = WantStopped
+		return nil
+	})
+}
+
+// Start asks for a stopped environment to run again.
+func (m *Manager) Start(ctx context.Context, who Actor, name string) (Environment, error) {
+	return m.change(ctx, who, name, "start", func(e *Environment) error {
+		if e.Desired == WantDestroyed || e.State == StateDestroyed {
+			return fmt.Errorf("%w: %s is being destroyed", ErrIllegalTransition, name)
+		}
+		if e.State == StateFailed {
+			return fmt.Errorf("%w: %s failed while %s (%s); destroy it and create it again", ErrIllegalTransition, name, e.FailedAt, e.Reason)
+		}
+		e.Desired = WantRunning
+		return nil
+	})
+}
+
+// Destroy asks for the environment to be torn down.
+func (m *Manager) Destroy(ctx context.Context, who Actor, name string) (Environment, error) {
+	return m.change(ctx, who, name, "destroy", func(e *Environment) error {
+		if e.State == StateDestroyed {
+			return fmt.Errorf("%w: %s is already destroyed", ErrIllegalTransition, name)
+		}
+		e.Desired = WantDestroyed
+		return nil
+	})
+}
+
+// Extend moves the expiry by hours (24 by default). The total lifetime stays
+// within spec.MaxTTLHours unless an admin extends it, and within
+// spec.MaxApprovedTTLHours always.
+func (m *Manager) Extend(ctx context.Context, who Actor, name string, hours int) (Environment, error) {
+	if hours == 0 {
+		hours = 24
+	}
+	if hours < 0 {
+		return Environment{}, fmt.Errorf("%w: extend by %d hours", ErrInvalid, hours)
+	}
+	return m.change(ctx, who, name, "extend", func(e *Environment) error {
+		if e.Desired == WantDestroyed || e.State == StateDestroyed {
+			return fmt.Errorf("%w: %s is being destroyed", ErrIllegalTransition, name)
+		}
+		total := e.TTLHours + hours
+		limit := spec.MaxTTLHours
+		if who.Admin {
+			limit = spec.MaxApprovedTTLHours
+		}
+		if total > limit {
+			return fmt.Errorf("%w: %s would live %dh in total; the limit is %dh%s", ErrForbidden, name, total, limit,
+				map[bool]string{false: " unless an admin extends it", true: ""}[who.Admin])
+		}
+		e.TTLHours = total
+		e.ExpiresAt = e.CreatedAt.Add(time.Duration(total) * time.Hour)
+		return nil
+	})
+}
+
+// change applies one request to one environment with a revision check: if
+// another request changed the environment since it was read, this one fails
+// with ErrConflict and changes nothing.
+func (m *Manager) change(ctx context.Context, who Actor, name, action string, apply func(*Environment) error) (Environment, error) {
+	e, rev, err := m.store.Get(ctx, name)
+	if err != nil {
+		return Environment{}, err
+	}
+	if !who.Admin && e.Owner != who.Name {
+		err := fmt.Errorf("%w: %s belongs to %s", ErrForbidden, name, e.Owner)
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: "refused", Detail: action + ": " + err.Error()})
+		return Environment{}, err
+	}
+	if err := apply(&e); err != nil {
+		if errors.Is(err, ErrForbidden) {
+			m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: "refused", Detail: action + ": " + err.Error()})
+		}
+		return Environment{}, err
+	}
+	e.UpdatedAt = m.now().UTC()
+	if _, err := m.store.Update(ctx, e, rev); err != nil {
+		return Environment{}, err
+	}
+	m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: action, From: e.State, Detail: "desired " + string(e.Desired)})
+	return e, nil
+}
+
+func (m *Manager) audit(ctx context.Context, r AuditRecord) {
+	if r.At.IsZero() {
+		r.At = m.now().UTC()
+	}
+	if err := m.store.AppendAudit(ctx, r); err != nil {
+		// The change is made; an audit write that fails is logged loudly
+		// rather than undoing it.
+		m.log.Error("audit write failed", "env", r.Env, "action", r.Action, "err", err)
+	}
+}

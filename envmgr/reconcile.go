@@ -1,0 +1,247 @@
+package envmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/paddockhq/paddock/envmgr/spec"
+)
+
+// NodeStatus is what a provisioner knows of a node.
+type NodeStatus struct {
+	Running  bool
+	Endpoint string
+}
+
+// StatusProvisioner is a Provisioner that can also report a node's status,
+// which lets the reconciler restart nodes that died.
+type StatusProvisioner interface {
+	Provisioner
+	Status(ctx context.Context, name string) (NodeStatus, error)
+}
+
+// Reconciler drives every environment from its state toward its desired
+// state. It reacts to store changes and to an injected tick (expiry checks
+// and node supervision). It is idempotent and crash-safe: before acting it
+// records the state it is moving to, so a restarted reconciler finds, say,
+// "provisioning" and provisions again, which an idempotent provisioner turns
+// into adopting what exists.
+type Reconciler struct {
+	store   Store
+	prov    Provisioner
+	now     func() time.Time
+	log     *slog.Logger
+	workers int
+
+	mu      sync.Mutex
+	pending map[string]bool // queued or being worked on
+	dirty   map[string]bool // changed while being worked on
+	queue   chan string
+}
+
+// NewReconciler creates a reconciler. now is the clock (time.Now if nil).
+func NewReconciler(store Store, prov Provisioner, now func() time.Time, log *slog.Logger) *Reconciler {
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Reconciler{store: store, prov: prov, now: now, log: log.With("component", "reconciler"), workers: 4,
+		pending: map[string]bool{}, dirty: map[string]bool{}, queue: make(chan string, 4096)}
+}
+
+// Run reconciles until ctx ends. Every value from tick triggers an expiry
+// check and a pass over all environments.
+func (r *Reconciler) Run(ctx context.Context, tick <-chan time.Time) error {
+	changes, err := r.store.Watch(ctx)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for range r.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case name := <-r.queue:
+					r.work(ctx, name)
+				}
+			}
+		}()
+	}
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-changes:
+			if !ok {
+				return ctx.Err()
+			}
+			if e.State != StateDestroyed {
+				r.enqueue(e.Name)
+			}
+		case <-tick:
+			all, err := r.store.List(ctx)
+			if err != nil {
+				r.log.Warn("list environments", "err", err)
+				continue
+			}
+			for _, e := range all {
+				if e.State != StateDestroyed {
+					r.enqueue(e.Name)
+				}
+			}
+		}
+	}
+}
+
+func (r *Reconciler) enqueue(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending[name] {
+		r.dirty[name] = true // picked up again when the current pass ends
+		return
+	}
+	select {
+	case r.queue <- name:
+		r.pending[name] = true
+	default:
+		r.log.Warn("reconcile queue full; the next tick retries", "env", name)
+	}
+}
+
+func (r *Reconciler) work(ctx context.Context, name string) {
+	for {
+		more, err := r.Step(ctx, name)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile", "env", name, "err", err)
+		}
+		if err != nil || !more || ctx.Err() != nil {
+			break
+		}
+	}
+	r.mu.Lock()
+	again := r.dirty[name]
+	delete(r.dirty, name)
+	delete(r.pending, name)
+	r.mu.Unlock()
+	if again && ctx.Err() == nil {
+		r.enqueue(name)
+	}
+}
+
+// Step performs at most one transition of one environment and reports
+// whether another may follow. A conflict with a concurrent writer is not an
+// error: the next step re-reads.
+func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err error) {
+	e, rev, err := r.store.Get(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	now := r.now().UTC()
+	if e.State == StateDestroyed {
+		return false, nil
+	}
+	if e.Desired != WantDestroyed && !e.ExpiresAt.IsZero() && !now.Before(e.ExpiresAt) {
+		e.Desired = WantDestroyed
+		return r.write(ctx, e, rev, AuditRecord{Action: "expire", From: e.State, Detail: "ttl reached at " + e.ExpiresAt.Format(time.RFC3339)})
+	}
+	switch {
+	case e.Desired == WantDestroyed && e.State != StateDestroying:
+		return r.move(ctx, e, rev, StateDestroying)
+	case e.State == StateDestroying:
+		if err := r.prov.Destroy(ctx, name); err != nil {
+			return r.fail(ctx, e, rev, fmt.Errorf("destroy: %w", err))
+		}
+		e.Endpoint = ""
+		return r.move(ctx, e, rev, StateDestroyed)
+	case e.State == StateRequested:
+		return r.move(ctx, e, rev, StateProvisioning)
+	case e.State == StateProvisioning:
+		s, err := spec.Parse([]byte(e.SpecYAML), spec.Options{PRNumber: e.PRNumber, Branch: e.Branch, Now: e.CreatedAt, TTLApproved: true})
+		if err != nil {
+			return r.fail(ctx, e, rev, fmt.Errorf("stored spec: %w", err))
+		}
+		endpoint, err := r.prov.Provision(ctx, e, s)
+		if err != nil {
+			return r.fail(ctx, e, rev, fmt.Errorf("provision: %w", err))
+		}
+		e.Endpoint = endpoint
+		return r.move(ctx, e, rev, StateReady)
+	case e.State == StateReady && e.Desired == WantStopped:
+		return r.move(ctx, e, rev, StateStopping)
+	case e.State == StateStopping:
+		if err := r.prov.Stop(ctx, name); err != nil {
+			return r.fail(ctx, e, rev, fmt.Errorf("stop: %w", err))
+		}
+		return r.move(ctx, e, rev, StateStopped)
+	case e.State == StateStopped && e.Desired == WantRunning:
+		return r.move(ctx, e, rev, StateStarting)
+	case e.State == StateStarting:
+		endpoint, err := r.prov.Start(ctx, name)
+		if err != nil {
+			return r.fail(ctx, e, rev, fmt.Errorf("start: %w", err))
+		}
+		e.Endpoint = endpoint
+		return r.move(ctx, e, rev, StateReady)
+	case e.State == StateReady && e.Desired == WantRunning:
+		// Supervision: a node that died is started again.
+		sp, ok := r.prov.(StatusProvisioner)
+		if !ok {
+			return false, nil
+		}
+		st, err := sp.Status(ctx, name)
+		if err != nil || st.Running {
+			return false, err
+		}
+		endpoint, err := r.prov.Start(ctx, name)
+		if err != nil {
+			return r.fail(ctx, e, rev, fmt.Errorf("restart: %w", err))
+		}
+		e.Endpoint = endpoint
+		return r.write(ctx, e, rev, AuditRecord{Action: "restart", From: e.State, To: e.State, Detail: "node was not running"})
+	}
+	return false, nil
+}
+
+func (r *Reconciler) move(ctx context.Context, e Environment, rev uint64, to State) (bool, error) {
+	from := e.State
+	if err := e.Move(to, r.now().UTC()); err != nil {
+		return false, err
+	}
+	return r.write(ctx, e, rev, AuditRecord{Action: "transition", From: from, To: to})
+}
+
+func (r *Reconciler) fail(ctx context.Context, e Environment, rev uint64, cause error) (bool, error) {
+	from := e.State
+	if err := e.Fail(cause.Error(), r.now().UTC()); err != nil {
+		return false, fmt.Errorf("%w (while recording: %v)", err, cause)
+	}
+	_, err := r.write(ctx, e, rev, AuditRecord{Action: "transition", From: from, To: StateFailed, Detail: cause.Error()})
+	return false, err
+}
+
+func (r *Reconciler) write(ctx context.Context, e Environment, rev uint64, a AuditRecord) (bool, error) {
+	e.UpdatedAt = r.now().UTC()
+	if _, err := r.store.Update(ctx, e, rev); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return true, nil // someone else wrote first; re-read and go on
+		}
+		return false, err
+	}
+	a.Env, a.Actor, a.At = e.Name, "reconciler", r.now().UTC()
+	if err := r.store.AppendAudit(ctx, a); err != nil {
+		r.log.Error("audit write failed", "env", e.Name, "err", err)
+	}
+	r.log.Info("environment", "env", e.Name, "action", a.Action, "from", a.From, "to", a.To)
+	return !e.State.Terminal(), nil
+}
