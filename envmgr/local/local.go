@@ -96,7 +96,7 @@ func (p *Provisioner) lock(name string) func() {
 	return l.Unlock
 }
 
-func (p *Provisioner) dir(name string) string       { return filepath.Join(p.cfg.StateDir, name) }
+func (p *Provisioner) dir(name string) string        { return filepath.Join(p.cfg.StateDir, name) }
 func (p *Provisioner) configPath(name string) string { return filepath.Join(p.dir(name), "node.json") }
 func (p *Provisioner) pidPath(name string) string    { return filepath.Join(p.dir(name), "node.pid") }
 func (p *Provisioner) endpointPath(name string) string {

@@ -1,0 +1,232 @@
+package api
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/natskv"
+	"github.com/paddockhq/paddock/internal/embednats"
+)
+
+const devEnv = `version: 1
+environment: {name: %s}
+exchanges: [{name: binance, type: spot, sandbox: true, instruments: [BTC/USDT]}]
+market_data: {mode: live}
+risk_config: {max_position_usd: 1000, max_drawdown_pct: 5, max_order_rate: 10}
+strategy: {binary: strategies/x}
+`
+
+type fixture struct {
+	srv   *httptest.Server
+	store *natskv.Store
+}
+
+func newFixture(t *testing.T) *fixture {
+	ns, err := embednats.Start(embednats.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	store, err := natskv.Open(t.Context(), nc, natskv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := NewTokens([]Token{
+		{Name: "alice", Role: "developer", SHA256: HashToken("alice-token")},
+		{Name: "bob", Role: "developer", SHA256: HashToken("bob-token")},
+		{Name: "root", Role: "admin", SHA256: HashToken("admin-token")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(envmgr.NewManager(store, nil, nil), store, tokens, ConnectInfo{NATSURL: ns.ClientURL()}, nil)
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	return &fixture{srv: srv, store: store}
+}
+
+func (f *fixture) do(t *testing.T, method, path, token string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = strings.NewReader(string(b))
+	}
+	req, _ := http.NewRequest(method, f.srv.URL+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+func TestRequestsAndStatusCodes(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name, method, path, token string
+		body                      any
+		status                    int
+		code                      string
+	}{
+		{"no token", "GET", "/v1/environments", "", nil, 401, "unauthenticated"},
+		{"wrong token", "GET", "/v1/environments", "nope", nil, 401, "unauthenticated"},
+		{"create", "POST", "/v1/environments", "alice-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "alpha"), CommitSHA: "c0ffee"}, 201, ""},
+		{"create again", "POST", "/v1/environments", "alice-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "alpha")}, 409, "exists"},
+		{"invalid spec", "POST", "/v1/environments", "alice-token", CreateBody{SpecYAML: "version: 1\nttl_hour: 3\n"}, 422, "invalid_spec"},
+		{"unknown body field", "POST", "/v1/environments", "alice-token", map[string]any{"spec": "x"}, 400, "bad_request"},
+		{"get own", "GET", "/v1/environments/alpha", "alice-token", nil, 200, ""},
+		{"get other's", "GET", "/v1/environments/alpha", "bob-token", nil, 403, "forbidden"},
+		{"admin gets any", "GET", "/v1/environments/alpha", "admin-token", nil, 200, ""},
+		{"missing", "GET", "/v1/environments/nope", "alice-token", nil, 404, "not_found"},
+		{"stop other's", "POST", "/v1/environments/alpha/stop", "bob-token", nil, 403, "forbidden"},
+		{"extend", "POST", "/v1/environments/alpha/extend", "alice-token", map[string]int{"hours": 24}, 202, ""},
+		{"extend past 96h", "POST", "/v1/environments/alpha/extend", "alice-token", map[string]int{"hours": 48}, 403, "forbidden"},
+		{"admin extends past 96h", "POST", "/v1/environments/alpha/extend", "admin-token", map[string]int{"hours": 48}, 202, ""},
+		{"stop", "POST", "/v1/environments/alpha/stop", "alice-token", nil, 202, ""},
+		{"delete", "DELETE", "/v1/environments/alpha", "alice-token", nil, 202, ""},
+		{"start while destroying", "POST", "/v1/environments/alpha/start", "alice-token", nil, 409, "illegal_transition"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := f.do(t, tc.method, tc.path, tc.token, tc.body)
+			if status != tc.status || (tc.code != "" && body["code"] != tc.code) {
+				t.Fatalf("%s %s: %d %v; want %d %s", tc.method, tc.path, status, body, tc.status, tc.code)
+			}
+			if tc.status >= 400 && (body["error"] == nil || body["error"] == "") {
+				t.Fatalf("error response without a reason: %v", body)
+			}
+		})
+	}
+	// The validation error carries every field problem with its line.
+	_, body := f.do(t, "POST", "/v1/environments", "alice-token", CreateBody{SpecYAML: "version: 1\nttl_hour: 3\n"})
+	fields, _ := body["fields"].([]any)
+	if len(fields) < 2 || !strings.Contains(fmt.Sprint(fields), "ttl_hour") {
+		t.Fatalf("fields: %v", body["fields"])
+	}
+	// Developers list their own; admins all.
+	f.do(t, "POST", "/v1/environments", "bob-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "bravo")})
+	_, mine := f.do(t, "GET", "/v1/environments", "bob-token", nil)
+	_, all := f.do(t, "GET", "/v1/environments", "admin-token", nil)
+	if len(mine["environments"].([]any)) != 1 || len(all["environments"].([]any)) != 2 {
+		t.Fatalf("bob sees %d, admin %d", len(mine["environments"].([]any)), len(all["environments"].([]any)))
+	}
+	// Refusals are audited.
+	recs, err := f.store.Audit(t.Context(), "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusals := 0
+	for _, r := range recs {
+		if r.Action == "refused" {
+			refusals++
+		}
+	}
+	if refusals < 3 { // bob's get and stop, alice's extend past 96h
+		t.Fatalf("%d refusals audited for alpha: %+v", refusals, recs)
+	}
+	global, _ := f.store.Audit(t.Context(), "_global")
+	if len(global) < 2 {
+		t.Fatalf("unauthenticated requests not audited: %+v", global)
+	}
+}
+
+func TestEventsStream(t *testing.T) {
+	f := newFixture(t)
+	f.do(t, "POST", "/v1/environments", "alice-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "watched")})
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", f.srv.URL+"/v1/environments/watched/events", nil)
+	req.Header.Set("Authorization", "Bearer alice-token")
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("content type %q", resp.Header.Get("Content-Type"))
+	}
+	rd := bufio.NewReader(resp.Body)
+	next := func() envmgr.Environment {
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if data, ok := strings.CutPrefix(line, "data: "); ok {
+				var e envmgr.Environment
+				if err := json.Unmarshal([]byte(data), &e); err != nil {
+					t.Fatal(err)
+				}
+				return e
+			}
+		}
+	}
+	if e := next(); e.State != envmgr.StateRequested {
+		t.Fatalf("first event %s", e.State)
+	}
+	// A reconciler would do this; do it directly so the test needs no node.
+	e, rev, _ := f.store.Get(t.Context(), "watched")
+	_ = e.Move(envmgr.StateProvisioning, time.Now())
+	if _, err := f.store.Update(t.Context(), e, rev); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(); e.State != envmgr.StateProvisioning {
+		t.Fatalf("second event %s", e.State)
+	}
+}
+
+// TestOpenAPIMatchesRoutes: the committed document describes exactly the
+// routes the server serves.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(openapi, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for p, ops := range doc.Paths {
+		for m := range ops {
+			if m != "parameters" {
+				documented = append(documented, strings.ToUpper(m)+" "+p)
+			}
+		}
+	}
+	src, err := os.ReadFile("server.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served []string
+	for _, line := range strings.Split(string(src), "\n") {
+		for _, prefix := range []string{`s.handle("`, `s.mux.HandleFunc("`} {
+			if i := strings.Index(line, prefix); i >= 0 {
+				rest := line[i+len(prefix):]
+				served = append(served, rest[:strings.Index(rest, `"`)])
+			}
+		}
+	}
+	sort.Strings(documented)
+	sort.Strings(served)
+	if strings.Join(documented, "\n") != strings.Join(served, "\n") {
+		t.Fatalf("OpenAPI and server disagree:\ndocumented:\n%s\nserved:\n%s", strings.Join(documented, "\n"), strings.Join(served, "\n"))
+	}
+}

@@ -1,0 +1,295 @@
+// Package api serves the environment manager's REST API under
+// /v1/environments, with bearer-token authentication, a Server-Sent Events
+// stream of lifecycle progress, and the OpenAPI document (openapi.json in
+// this directory, also served at /openapi.json).
+package api
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/spec"
+)
+
+//go:embed openapi.json
+var openapi []byte
+
+// Server is the HTTP API. Create with New; it is an http.Handler.
+type Server struct {
+	mgr    *envmgr.Manager
+	store  envmgr.Store
+	tokens *Tokens
+	log    *slog.Logger
+	mux    *http.ServeMux
+	// Connect describes how a node's strategy connects, for `env up --wait`.
+	connect ConnectInfo
+}
+
+// ConnectInfo is what the API tells a developer about reaching the bus.
+type ConnectInfo struct {
+	NATSURL string `json:"nats_url"`
+}
+
+// New creates the API server.
+func New(mgr *envmgr.Manager, store envmgr.Store, tokens *Tokens, connect ConnectInfo, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{mgr: mgr, store: store, tokens: tokens, log: log.With("component", "api"), mux: http.NewServeMux(), connect: connect}
+	s.mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi)
+	})
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	s.handle("POST /v1/environments", s.create)
+	s.handle("GET /v1/environments", s.list)
+	s.handle("GET /v1/environments/{name}", s.get)
+	s.handle("DELETE /v1/environments/{name}", s.destroy)
+	s.handle("POST /v1/environments/{name}/stop", s.stop)
+	s.handle("POST /v1/environments/{name}/start", s.start)
+	s.handle("POST /v1/environments/{name}/extend", s.extend)
+	s.handle("GET /v1/environments/{name}/events", s.events)
+	s.handle("GET /v1/environments/{name}/audit", s.audit)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error
+
+// handle authenticates, runs h, and maps its error to a response in one
+// place. Refusals are audited.
+func (s *Server) handle(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		who, err := s.tokens.actor(r)
+		if err != nil {
+			s.refused(r, "", err)
+			s.writeError(w, err)
+			return
+		}
+		if err := h(w, r, who); err != nil {
+			if errors.Is(err, envmgr.ErrForbidden) {
+				s.refused(r, who.Name, err)
+			}
+			s.writeError(w, err)
+		}
+	})
+}
+
+func (s *Server) refused(r *http.Request, actor string, err error) {
+	env := r.PathValue("name")
+	if env == "" {
+		env = "_global"
+	}
+	if actor == "" {
+		actor = "unauthenticated"
+	}
+	rec := envmgr.AuditRecord{Env: env, At: time.Now().UTC(), Actor: actor, Action: "refused", Detail: r.Method + " " + r.URL.Path + ": " + err.Error()}
+	if aerr := s.store.AppendAudit(r.Context(), rec); aerr != nil {
+		s.log.Error("audit write failed", "err", aerr)
+	}
+}
+
+// Error is the JSON error body. Fields lists validation problems.
+type Error struct {
+	Error  string            `json:"error"`
+	Code   string            `json:"code"`
+	Fields []spec.FieldError `json:"fields,omitempty"`
+}
+
+// writeError maps errors to status codes: the one place that does.
+func (s *Server) writeError(w http.ResponseWriter, err error) {
+	var se *spec.Errors
+	status, code := http.StatusInternalServerError, "internal"
+	switch {
+	case errors.As(err, &se):
+		writeJSON(w, http.StatusUnprocessableEntity, Error{Error: err.Error(), Code: "invalid_spec", Fields: se.List})
+		return
+	case errors.Is(err, errUnauthenticated):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="paddock"`)
+		status, code = http.StatusUnauthorized, "unauthenticated"
+	case errors.Is(err, envmgr.ErrForbidden):
+		status, code = http.StatusForbidden, "forbidden"
+	case errors.Is(err, envmgr.ErrNotFound):
+		status, code = http.StatusNotFound, "not_found"
+	case errors.Is(err, envmgr.ErrExists):
+		status, code = http.StatusConflict, "exists"
+	case errors.Is(err, envmgr.ErrConflict):
+		status, code = http.StatusConflict, "conflict"
+	case errors.Is(err, envmgr.ErrIllegalTransition):
+		status, code = http.StatusConflict, "illegal_transition"
+	case errors.Is(err, envmgr.ErrInvalid), errors.Is(err, errBadRequest):
+		status, code = http.StatusBadRequest, "bad_request"
+	default:
+		s.log.Error("request failed", "err", err)
+	}
+	writeJSON(w, status, Error{Error: err.Error(), Code: code})
+}
+
+var errBadRequest = errors.New("api: bad request")
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// CreateBody is the create request: the .dev-env.yaml and where it came from.
+type CreateBody struct {
+	SpecYAML  string `json:"spec_yaml"`
+	PRNumber  int    `json:"pr_number,omitempty"`
+	Branch    string `json:"branch,omitempty"`
+	CommitSHA string `json:"commit_sha,omitempty"`
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, spec.MaxFileBytes*2))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: body: %v", errBadRequest, err)
+	}
+	return nil
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	var b CreateBody
+	if err := decode(r, &b); err != nil {
+		return err
+	}
+	e, err := s.mgr.Create(r.Context(), who, envmgr.CreateRequest{SpecYAML: []byte(b.SpecYAML), PRNumber: b.PRNumber, Branch: b.Branch, CommitSHA: b.CommitSHA})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/environments/"+e.Name)
+	writeJSON(w, http.StatusCreated, e)
+	return nil
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	es, err := s.mgr.List(r.Context(), who)
+	if err != nil {
+		return err
+	}
+	if es == nil {
+		es = []envmgr.Environment{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"environments": es})
+	return nil
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	e, err := s.mgr.Get(r.Context(), who, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"environment": e, "connect": s.connect})
+	return nil
+}
+
+func (s *Server) change(w http.ResponseWriter, e envmgr.Environment, err error) error {
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, e)
+	return nil
+}
+
+func (s *Server) destroy(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	e, err := s.mgr.Destroy(r.Context(), who, r.PathValue("name"))
+	return s.change(w, e, err)
+}
+
+func (s *Server) stop(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	e, err := s.mgr.Stop(r.Context(), who, r.PathValue("name"))
+	return s.change(w, e, err)
+}
+
+func (s *Server) start(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	e, err := s.mgr.Start(r.Context(), who, r.PathValue("name"))
+	return s.change(w, e, err)
+}
+
+func (s *Server) extend(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	var b struct {
+		Hours int `json:"hours"`
+	}
+	if err := decode(r, &b); err != nil {
+		return err
+	}
+	e, err := s.mgr.Extend(r.Context(), who, r.PathValue("name"), b.Hours)
+	return s.change(w, e, err)
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	name := r.PathValue("name")
+	if _, err := s.mgr.Get(r.Context(), who, name); err != nil {
+		return err
+	}
+	recs, err := s.store.Audit(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if recs == nil {
+		recs = []envmgr.AuditRecord{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"audit": recs})
+	return nil
+}
+
+// events streams the environment's state as Server-Sent Events: the current
+// state first, then every change, until it is destroyed or the client goes.
+func (s *Server) events(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	name := r.PathValue("name")
+	if _, err := s.mgr.Get(r.Context(), who, name); err != nil {
+		return err
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		return errors.New("streaming unsupported by this connection")
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	ch, err := s.store.Watch(ctx)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	var last envmgr.State
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-keepalive.C:
+			_, _ = io.WriteString(w, ": keepalive\n\n")
+			fl.Flush()
+		case e, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if e.Name != name || e.State == last {
+				continue
+			}
+			last = e.State
+			b, _ := json.Marshal(e)
+			if _, err := fmt.Fprintf(w, "event: state\ndata: %s\n\n", b); err != nil {
+				return nil
+			}
+			fl.Flush()
+			if e.State == envmgr.StateDestroyed {
+				return nil
+			}
+		}
+	}
+}
