@@ -2,10 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+	"sync/atomic"
+
+	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/api"
+	envdaemon "github.com/paddockhq/paddock/envmgr/daemon"
+	"github.com/paddockhq/paddock/envmgr/spec"
 
 	"github.com/paddockhq/paddock/feed/daemon"
 	"github.com/paddockhq/paddock/feed/sim"
@@ -22,7 +31,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS listen address")
 	metrics := fs.String("metrics-listen", "127.0.0.1:9464", "feed metrics/health listen address")
-	stateDir := fs.String("state-dir", ".state", "local state (NATS JetStream data)")
+	stateDir := fs.String("state-dir", ".state", "local state (NATS JetStream data, node directories)")
+	apiListen := fs.String("api-listen", "127.0.0.1:8090", "environment manager API listen address")
+	example := fs.String("example", "examples/.dev-env.yaml", "environment to create once everything runs (empty: none)")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	var sf simFlags
 	sf.register(fs)
@@ -60,19 +71,108 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	return daemon.Run(ctx, cfg, log, func(st daemon.Started) {
-		fmt.Fprintf(stdout, `paddock is running on embedded defaults (Ctrl-C stops everything).
+	// The manager needs NATS while it drains and stops its nodes, and NATS
+	// lives in the feed: so on Ctrl-C the manager stops first, then the feed.
+	token := randomToken()
+	tokens, err := api.NewTokens([]api.Token{{Name: "dev", Role: "admin", SHA256: api.HashToken(token)}})
+	if err != nil {
+		return err
+	}
+	feedCtx, stopFeed := context.WithCancel(context.Background())
+	defer stopFeed()
+	envCtx, stopEnv := context.WithCancel(context.Background())
+	defer stopEnv()
+	envExited := make(chan struct{}) // closed when the manager has stopped
+	var envErr error
+	var envStarted atomic.Bool
+	go func() {
+		<-ctx.Done()
+		stopEnv()
+		if envStarted.Load() {
+			<-envExited
+		}
+		stopFeed()
+	}()
+	feedErr := daemon.Run(feedCtx, cfg, log, func(st daemon.Started) {
+		envStarted.Store(true)
+		go func() {
+			defer close(envExited)
+			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens}, log,
+				func(es envdaemon.Started) {
+					fmt.Fprintf(stdout, `paddock is running on embedded defaults (Ctrl-C stops everything).
 
-  venue simulator   %s  (Binance spot + USD-M protocol, %d events/s per symbol)
-  NATS              %s
-  feed metrics      %s/metrics   health %s/healthz   ready %s/readyz
+  venue simulator       %s  (Binance spot + USD-M protocol, %d events/s per symbol)
+  NATS                  %s
+  feed metrics          %s/metrics   health %s/healthz   ready %s/readyz
+  environment manager   %s   (token below)
 
 Watch the market data (in another terminal):
   go run ./cmd/paddock tap 'market.data.binance.btcusdt.trades'
   go run ./cmd/paddock tap 'market.health.>'
   nats sub 'market.>' --server %s      (if you have the nats CLI)
-`, s.Addr(), sf.rate, st.NATSURL, st.MetricsURL, st.MetricsURL, st.MetricsURL, st.NATSURL)
+
+Manage environments:
+  export PADDOCK_URL=%s PADDOCK_TOKEN=%s
+  go run ./cmd/paddock env ls
+  go run ./cmd/paddock env show example-mean-reversion
+`, s.Addr(), sf.rate, st.NATSURL, st.MetricsURL, st.MetricsURL, st.MetricsURL, es.APIURL, st.NATSURL, es.APIURL, token)
+					if *example != "" {
+						go createExample(envCtx, es.APIURL, token, *example, stdout)
+					}
+				})
+		}()
 	})
+	stopEnv()
+	if envStarted.Load() {
+		<-envExited
+		if envErr != nil && feedErr == nil {
+			feedErr = envErr
+		}
+	}
+	return feedErr
+}
+
+// createExample creates the example environment and reports when it is ready.
+func createExample(ctx context.Context, url, token, path string, stdout io.Writer) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(stdout, "\nexample environment skipped: %v\n", err)
+		return
+	}
+	c := &api.Client{BaseURL: url, Token: token}
+	e, err := c.Create(ctx, api.CreateBody{SpecYAML: string(raw)})
+	if err != nil {
+		if _, _, gerr := c.Get(ctx, exampleName(raw)); gerr == nil {
+			fmt.Fprintf(stdout, "\nexample environment already exists (from an earlier run)\n")
+			return
+		}
+		fmt.Fprintf(stdout, "\nexample environment not created: %v\n", err)
+		return
+	}
+	_ = c.Watch(ctx, e.Name, func(x envmgr.Environment) bool {
+		if x.State == envmgr.StateReady {
+			fmt.Fprintf(stdout, "\nexample environment %s is ready: node admin %s\n", x.Name, x.Endpoint)
+			return false
+		}
+		if x.State == envmgr.StateFailed {
+			fmt.Fprintf(stdout, "\nexample environment %s failed while %s: %s\n", x.Name, x.FailedAt, x.Reason)
+			return false
+		}
+		return true
+	})
+}
+
+func exampleName(raw []byte) string {
+	if s, err := spec.Parse(raw, spec.Options{}); err == nil {
+		return s.Name
+	}
+	return ""
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func lowerList(s string) []string {

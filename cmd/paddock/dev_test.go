@@ -36,12 +36,12 @@ func TestDevStartsAndStopsCleanly(t *testing.T) {
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"dev", "-nats-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0", "-state-dir", t.TempDir(), "-rate", "50"}, &out, &out)
+		done <- run(ctx, []string{"dev", "-nats-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0", "-api-listen", "127.0.0.1:0", "-state-dir", t.TempDir(), "-rate", "50", "-example", ""}, &out, &out)
 	}()
 	deadline := time.After(15 * time.Second)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for !strings.Contains(out.String(), "paddock tap") {
+	for !strings.Contains(out.String(), "PADDOCK_TOKEN=") {
 		select {
 		case err := <-done:
 			t.Fatalf("dev exited early: %v\n%s", err, out.String())

@@ -1,0 +1,155 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/spec"
+)
+
+// Client calls the API. Safe for concurrent use.
+type Client struct {
+	BaseURL string
+	Token   string
+	HTTP    *http.Client
+}
+
+// StatusError is a non-2xx response.
+type StatusError struct {
+	Status int
+	Body   Error
+}
+
+func (e *StatusError) Error() string {
+	msg := e.Body.Error
+	if msg == "" {
+		msg = http.StatusText(e.Status)
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, e.Body.Code, msg)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.BaseURL, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	req.Header.Set("Content-Type", "application/json")
+	hc := c.HTTP
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		se := &StatusError{Status: resp.StatusCode}
+		_ = json.Unmarshal(raw, &se.Body)
+		return se
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// Create submits a .dev-env.yaml.
+func (c *Client) Create(ctx context.Context, b CreateBody) (envmgr.Environment, error) {
+	var e envmgr.Environment
+	return e, c.do(ctx, "POST", "/v1/environments", b, &e)
+}
+
+// List returns the environments the token may see.
+func (c *Client) List(ctx context.Context) ([]envmgr.Environment, error) {
+	var out struct{ Environments []envmgr.Environment }
+	return out.Environments, c.do(ctx, "GET", "/v1/environments", nil, &out)
+}
+
+// Get returns an environment and how to connect.
+func (c *Client) Get(ctx context.Context, name string) (envmgr.Environment, ConnectInfo, error) {
+	var out struct {
+		Environment envmgr.Environment
+		Connect     ConnectInfo
+	}
+	err := c.do(ctx, "GET", "/v1/environments/"+name, nil, &out)
+	return out.Environment, out.Connect, err
+}
+
+// Audit returns an environment's audit log.
+func (c *Client) Audit(ctx context.Context, name string) ([]envmgr.AuditRecord, error) {
+	var out struct{ Audit []envmgr.AuditRecord }
+	return out.Audit, c.do(ctx, "GET", "/v1/environments/"+name+"/audit", nil, &out)
+}
+
+// Action posts stop, start or extend, or deletes (action "down").
+func (c *Client) Action(ctx context.Context, name, action string, hours int) (envmgr.Environment, error) {
+	var e envmgr.Environment
+	switch action {
+	case "down":
+		return e, c.do(ctx, "DELETE", "/v1/environments/"+name, nil, &e)
+	case "extend":
+		return e, c.do(ctx, "POST", "/v1/environments/"+name+"/extend", map[string]int{"hours": hours}, &e)
+	}
+	return e, c.do(ctx, "POST", "/v1/environments/"+name+"/"+action, nil, &e)
+}
+
+// Watch follows the events stream, calling fn for each state until fn
+// returns false, the stream ends or ctx does.
+func (c *Client) Watch(ctx context.Context, name string, fn func(envmgr.Environment) bool) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(c.BaseURL, "/")+"/v1/environments/"+name+"/events", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		se := &StatusError{Status: resp.StatusCode}
+		_ = json.NewDecoder(resp.Body).Decode(&se.Body)
+		return se
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), spec.MaxFileBytes*4)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var e envmgr.Environment
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			return fmt.Errorf("event: %w", err)
+		}
+		if !fn(e) {
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return ctx.Err()
+}

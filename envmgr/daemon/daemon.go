@@ -1,0 +1,125 @@
+// Package daemon wires the environment manager together: the NATS
+// connection and JetStream store, the provisioner, the reconciler and the
+// HTTP API. `paddock envmgr` and `paddock dev` run it.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/api"
+	"github.com/paddockhq/paddock/envmgr/local"
+	"github.com/paddockhq/paddock/envmgr/natskv"
+)
+
+// Config configures the manager.
+type Config struct {
+	NATSURL        string
+	NATSCreds      string
+	Listen         string // API address, default 127.0.0.1:8090
+	StateDir       string // local provisioner's node directories live under StateDir/envs
+	Tokens         *api.Tokens
+	ReconcileEvery time.Duration                     // expiry checks and supervision; default 10s
+	NodeCommand    func(configPath string) *exec.Cmd // for tests; default `paddock node`
+	Replicas       int                               // JetStream replicas of the store
+}
+
+// Started is reported once the API listens.
+type Started struct {
+	APIURL string
+}
+
+// Run runs the manager until ctx is cancelled.
+func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started)) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8090"
+	}
+	if c.ReconcileEvery <= 0 {
+		c.ReconcileEvery = 10 * time.Second
+	}
+	if c.Tokens == nil {
+		return errors.New("envmgr: no API tokens configured")
+	}
+	opts := []nats.Option{nats.Name("paddock-envmgr"), nats.MaxReconnects(-1)}
+	if c.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(c.NATSCreds))
+	}
+	closed := make(chan struct{})
+	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	nc, err := nats.Connect(c.NATSURL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS %s: %w", c.NATSURL, err)
+	}
+	defer func() {
+		if nc.Drain() == nil {
+			select {
+			case <-closed:
+			case <-time.After(5 * time.Second):
+			}
+		}
+	}()
+	store, err := natskv.Open(ctx, nc, natskv.Options{Replicas: c.Replicas})
+	if err != nil {
+		return err
+	}
+	prov, err := local.New(local.Config{StateDir: filepath.Join(c.StateDir, "envs"), NATSURL: c.NATSURL, Command: c.NodeCommand, Logger: log})
+	if err != nil {
+		return err
+	}
+	// Nodes are stopped when the manager stops, so nothing is left behind;
+	// their environments stay ready and a restarted manager starts them.
+	defer prov.StopAll(context.Background())
+
+	mgr := envmgr.NewManager(store, nil, log)
+	rec := envmgr.NewReconciler(store, prov, nil, log)
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("API listener %s: %w", c.Listen, err)
+	}
+	srv := &http.Server{Handler: api.New(mgr, store, c.Tokens, api.ConnectInfo{NATSURL: c.NATSURL}, log), ReadHeaderTimeout: 5 * time.Second}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve(ln) }()
+
+	recCtx, stopRec := context.WithCancel(ctx)
+	recDone := make(chan error, 1)
+	tick := time.NewTicker(c.ReconcileEvery)
+	defer tick.Stop()
+	go func() { recDone <- rec.Run(recCtx, tick.C) }()
+
+	apiURL := "http://" + ln.Addr().String()
+	log.Info("environment manager running", "component", "envmgr", "api", apiURL)
+	if onStart != nil {
+		onStart(Started{APIURL: apiURL})
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-recDone:
+	}
+	stopRec()
+	if runErr == nil {
+		runErr = <-recDone
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shut)
+	if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return errors.Join(runErr, err)
+	}
+	if errors.Is(runErr, context.Canceled) {
+		runErr = nil
+	}
+	return runErr
+}
