@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -24,6 +25,17 @@ type Options struct {
 	MaxPayload int32
 	// Logger receives the server's warnings and errors; nil discards them.
 	Logger *slog.Logger
+	// Operator, when set, runs the server in operator/JWT mode: only users
+	// with JWTs issued under these accounts may connect.
+	Operator *Operator
+}
+
+// Operator is the trust configuration of operator/JWT mode.
+type Operator struct {
+	Claims        *jwt.OperatorClaims
+	SystemAccount string
+	Accounts      map[string]string // account public key -> JWT, preloaded
+	ResolverDir   string            // where the resolver keeps account JWTs
 }
 
 // Server is a running embedded NATS server. Safe for concurrent use.
@@ -56,6 +68,20 @@ func Start(o Options) (*Server, error) {
 		StoreDir:   o.StoreDir,
 		// Slow subscribers are cut off rather than allowed to stall the feed.
 		WriteDeadline: 2 * time.Second,
+	}
+	if op := o.Operator; op != nil {
+		res, err := server.NewDirAccResolver(op.ResolverDir, 0, 2*time.Minute, server.NoDelete)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: account resolver: %w", err)
+		}
+		for pub, j := range op.Accounts {
+			if err := res.Store(pub, j); err != nil {
+				return nil, fmt.Errorf("embedded nats: preload account %s: %w", pub, err)
+			}
+		}
+		opts.TrustedOperators = []*jwt.OperatorClaims{op.Claims}
+		opts.SystemAccount = op.SystemAccount
+		opts.AccountResolver = res
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
