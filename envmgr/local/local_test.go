@@ -82,7 +82,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigB(t) }
+
+func newRigB(t testing.TB) *rig {
 	ns, err := embednats.Start(embednats.Options{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +95,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	store, err := natskv.Open(t.Context(), nc, natskv.Options{})
+	store, err := natskv.Open(context.Background(), nc, natskv.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +103,9 @@ func newRig(t *testing.T) *rig {
 	return &rig{store: store, mgr: envmgr.NewManager(store, clock.Now, nil), natsURL: ns.ClientURL(), stateDir: t.TempDir(), clock: clock}
 }
 
-func (r *rig) provisioner(t *testing.T) *local.Provisioner {
+func (r *rig) provisioner(t *testing.T) *local.Provisioner { return r.provisionerB(t) }
+
+func (r *rig) provisionerB(t testing.TB) *local.Provisioner {
 	p, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand})
 	if err != nil {
 		t.Fatal(err)
