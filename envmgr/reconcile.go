@@ -84,7 +84,10 @@ func (r *Reconciler) Run(ctx context.Context, tick <-chan time.Time) error {
 			return nil
 		case e, ok := <-changes:
 			if !ok {
-				return ctx.Err()
+				if ctx.Err() != nil {
+					return nil // cancelled: the watch closes with it
+				}
+				return errors.New("envmgr: store watch ended")
 			}
 			if e.State != StateDestroyed {
 				r.enqueue(e.Name)

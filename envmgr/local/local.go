@@ -296,10 +296,38 @@ func (p *Provisioner) stop(ctx context.Context, name string) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	// A process stops matching (its cmdline empties) while it is still
+	// exiting; return only once it has really gone, so "stopped" means it.
+	for running(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stop %s: process %d did not exit", name, pid)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	p.mu.Lock()
 	delete(p.procs, name)
 	p.mu.Unlock()
 	_ = os.Remove(p.pidPath(name))
 	_ = os.Remove(p.endpointPath(name))
 	return nil
+}
+
+// running reports whether pid exists and is not a zombie.
+func running(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesized command name: "pid (comm) S ...".
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z' && stat[i+2] != 'X'
+	}
+	return true
 }

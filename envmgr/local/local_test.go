@@ -159,7 +159,22 @@ func pidOf(t *testing.T, dir, name string) int {
 	return pid
 }
 
-func alive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
+// alive reports whether pid runs; a zombie (exited, not yet reaped by the
+// goroutine waiting for it) counts as gone.
+func alive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesized command name: "pid (comm) S ...".
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
+}
 
 func healthy(t *testing.T, endpoint string) bool {
 	resp, err := http.Get(endpoint + "/healthz")
