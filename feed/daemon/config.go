@@ -37,6 +37,10 @@ type NATSConfig struct {
 type EmbeddedConfig struct {
 	Listen   string `yaml:"listen"`    // default 127.0.0.1:4222
 	StoreDir string `yaml:"store_dir"` // JetStream data; default .state/nats
+	// AuthDir, when set, runs the server in operator/JWT mode with the
+	// authority kept there (created on first use); the feed connects as its
+	// own user and the directory holds the other services' .creds files.
+	AuthDir string `yaml:"auth_dir"`
 }
 
 // VenueConfig is one venue.

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/feed"
 	"github.com/paddockhq/paddock/feed/binance"
 	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/natsauth"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -35,8 +37,26 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 	natsURL := ""
 	var embedded *embednats.Server
 	if len(cfg.NATS.URLs) == 0 {
+		eo := embednats.Options{Listen: cfg.NATS.Embedded.Listen, StoreDir: cfg.NATS.Embedded.StoreDir, Logger: log}
+		if dir := cfg.NATS.Embedded.AuthDir; dir != "" {
+			auth, err := natsauth.LoadOrCreate(dir)
+			if err != nil {
+				return fmt.Errorf("NATS authority: %w", err)
+			}
+			if err := auth.WriteServiceCreds(); err != nil {
+				return err
+			}
+			sc, err := auth.Server()
+			if err != nil {
+				return err
+			}
+			eo.Operator = &embednats.Operator{Claims: sc.Operator, SystemAccount: sc.SystemAccount, Accounts: sc.Accounts, ResolverDir: sc.ResolverDir}
+			if cfg.NATS.Credentials == "" {
+				cfg.NATS.Credentials = filepath.Join(dir, natsauth.FeedCredsFile)
+			}
+		}
 		var err error
-		embedded, err = embednats.Start(embednats.Options{Listen: cfg.NATS.Embedded.Listen, StoreDir: cfg.NATS.Embedded.StoreDir, Logger: log})
+		embedded, err = embednats.Start(eo)
 		if err != nil {
 			return err
 		}

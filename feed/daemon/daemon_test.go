@@ -108,3 +108,53 @@ venues:
 		t.Fatalf("%d shutdown Resets, want one per venue", resets)
 	}
 }
+
+// TestOperatorMode runs the embedded server with an authority: the feed
+// connects as its own user, an observer can read market data, and an
+// anonymous client cannot connect.
+func TestOperatorMode(t *testing.T) {
+	sm, err := sim.New("127.0.0.1:0", sim.Config{Symbols: []sim.Symbol{{Name: "BTCUSDT"}}, TradeEvery: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	authDir := t.TempDir()
+	cfg, err := ParseConfig([]byte(`
+nats: {embedded: {listen: "127.0.0.1:0", store_dir: "` + t.TempDir() + `", auth_dir: "` + authDir + `"}}
+metrics_listen: 127.0.0.1:0
+venues: [{name: binance, ws_url: "` + sm.SpotWS() + `", rest_url: "` + sm.SpotREST() + `", instruments: [btcusdt]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	started := make(chan Started, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, nil, func(s Started) { started <- s }) }()
+	st := <-started
+	if _, err := nats.Connect(st.NATSURL, nats.MaxReconnects(0)); err == nil {
+		t.Fatal("anonymous client connected to the operator-mode server")
+	}
+	obs, err := nats.Connect(st.NATSURL, nats.UserCredentials(authDir+"/observer.creds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
+	trades, _ := obs.SubscribeSync("market.data.binance.btcusdt.trades")
+	_ = obs.Flush()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sm.Step(1)
+		if _, err := trades.NextMsg(20 * time.Millisecond); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no trades reached the observer: the feed could not publish as its user")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

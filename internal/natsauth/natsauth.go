@@ -268,3 +268,45 @@ func push(ctx context.Context, nc *nats.Conn, accountJWT string) error {
 
 // ErrNoAuthority is returned where credentials are asked for without one.
 var ErrNoAuthority = errors.New("natsauth: no authority configured")
+
+// ObserverUser may only read market data and health: for `paddock tap` and
+// dashboards.
+func ObserverUser() User {
+	return User{Name: "observer", Sub: []string{"market.>", "_INBOX.>"}, Pub: []string{"market.snapshot.>"}}
+}
+
+// WriteCreds mints u into a .creds file (0600) and returns the user's
+// public key.
+func (a *Authority) WriteCreds(path string, u User) (string, error) {
+	creds, pub, err := a.Creds(u)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path+".tmp", creds, 0o600); err != nil {
+		return "", err
+	}
+	return pub, os.Rename(path+".tmp", path)
+}
+
+// Well-known creds files an authority directory holds once WriteServiceCreds
+// has run.
+const (
+	FeedCredsFile     = "feed.creds"
+	ManagerCredsFile  = "envmgr.creds"
+	SystemCredsFile   = "system.creds"
+	ObserverCredsFile = "observer.creds"
+)
+
+// WriteServiceCreds writes the feed's, the manager's, the system user's and
+// the observer's credentials into the authority's directory.
+func (a *Authority) WriteServiceCreds() error {
+	for file, u := range map[string]User{FeedCredsFile: FeedUser(), ManagerCredsFile: ManagerUser(), SystemCredsFile: SystemUser(), ObserverCredsFile: ObserverUser()} {
+		if _, err := a.WriteCreds(filepath.Join(a.dir, file), u); err != nil {
+			return fmt.Errorf("write %s: %w", file, err)
+		}
+	}
+	return nil
+}
+
+// Dir is the authority's directory.
+func (a *Authority) Dir() string { return a.dir }
