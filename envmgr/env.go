@@ -97,6 +97,9 @@ type Environment struct {
 	// Endpoint is where the running node can be reached (admin URL), once
 	// provisioned.
 	Endpoint string `json:"endpoint,omitempty"`
+	// CredsExpireAt is the deadline the node's current NATS credentials
+	// carry; when an extension moves ExpiresAt, the reconciler re-issues them.
+	CredsExpireAt time.Time `json:"creds_expire_at,omitempty"`
 }
 
 // Move changes e's state if the transition is legal.

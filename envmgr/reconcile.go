@@ -24,6 +24,12 @@ type StatusProvisioner interface {
 	Status(ctx context.Context, name string) (NodeStatus, error)
 }
 
+// CredentialRefresher is a Provisioner that re-issues a node's credentials
+// when its environment's deadline moves (an extension).
+type CredentialRefresher interface {
+	Refresh(ctx context.Context, e Environment, s *spec.Spec) error
+}
+
 // Reconciler drives every environment from its state toward its desired
 // state. It reacts to store changes and to an injected tick (expiry checks
 // and node supervision). It is idempotent and crash-safe: before acting it
@@ -178,7 +184,7 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 		if err != nil {
 			return r.fail(ctx, e, rev, fmt.Errorf("provision: %w", err))
 		}
-		e.Endpoint = endpoint
+		e.Endpoint, e.CredsExpireAt = endpoint, e.ExpiresAt
 		return r.move(ctx, e, rev, StateReady)
 	case e.State == StateReady && e.Desired == WantStopped:
 		return r.move(ctx, e, rev, StateStopping)
@@ -196,6 +202,19 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 		}
 		e.Endpoint = endpoint
 		return r.move(ctx, e, rev, StateReady)
+	case (e.State == StateReady || e.State == StateStopped) && !e.CredsExpireAt.Equal(e.ExpiresAt):
+		// Extended: re-issue the node's credentials with the new deadline.
+		if cr, ok := r.prov.(CredentialRefresher); ok {
+			s, err := spec.Parse([]byte(e.SpecYAML), spec.Options{PRNumber: e.PRNumber, Branch: e.Branch, Now: e.CreatedAt, TTLApproved: true})
+			if err != nil {
+				return false, fmt.Errorf("stored spec: %w", err)
+			}
+			if err := cr.Refresh(ctx, e, s); err != nil {
+				return false, fmt.Errorf("refresh credentials: %w", err)
+			}
+		}
+		e.CredsExpireAt = e.ExpiresAt
+		return r.write(ctx, e, rev, AuditRecord{Action: "credentials", From: e.State, To: e.State, Detail: "re-issued until " + e.ExpiresAt.Format(time.RFC3339)})
 	case e.State == StateReady && e.Desired == WantRunning:
 		// Supervision: a node that died is started again.
 		sp, ok := r.prov.(StatusProvisioner)

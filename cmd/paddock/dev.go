@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/paddockhq/paddock/envmgr/api"
 	envdaemon "github.com/paddockhq/paddock/envmgr/daemon"
 	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/internal/natsauth"
 
 	"github.com/paddockhq/paddock/feed/daemon"
 	"github.com/paddockhq/paddock/feed/sim"
@@ -59,7 +61,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer func() { stopSim(); <-simDone }()
 
 	cfg := &daemon.Config{
-		NATS:          daemon.NATSConfig{Embedded: daemon.EmbeddedConfig{Listen: *natsListen, StoreDir: *stateDir + "/nats"}},
+		NATS:          daemon.NATSConfig{Embedded: daemon.EmbeddedConfig{Listen: *natsListen, StoreDir: *stateDir + "/nats", AuthDir: *stateDir + "/nats-auth"}},
 		MetricsListen: *metrics,
 	}
 	if sf.spot != "" {
@@ -97,8 +99,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		envStarted.Store(true)
 		go func() {
 			defer close(envExited)
-			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens}, log,
+			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens, AuthDir: *stateDir + "/nats-auth"}, log,
 				func(es envdaemon.Started) {
+					obs := filepath.Join(*stateDir, "nats-auth", natsauth.ObserverCredsFile)
 					fmt.Fprintf(stdout, `paddock is running on embedded defaults (Ctrl-C stops everything).
 
   venue simulator       %s  (Binance spot + USD-M protocol, %d events/s per symbol)
@@ -106,16 +109,17 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
   feed metrics          %s/metrics   health %s/healthz   ready %s/readyz
   environment manager   %s   (token below)
 
-Watch the market data (in another terminal):
-  go run ./cmd/paddock tap 'market.data.binance.btcusdt.trades'
-  go run ./cmd/paddock tap 'market.health.>'
-  nats sub 'market.>' --server %s      (if you have the nats CLI)
+NATS runs in operator/JWT mode: every service and node has its own credentials.
+Watch the market data (in another terminal) as the read-only observer:
+  go run ./cmd/paddock tap -nats-creds %s 'market.data.binance.btcusdt.trades'
+  go run ./cmd/paddock tap -nats-creds %s 'market.health.>'
+  nats sub 'market.>' --server %s --creds %s      (if you have the nats CLI)
 
 Manage environments:
   export PADDOCK_URL=%s PADDOCK_TOKEN=%s
   go run ./cmd/paddock env ls
   go run ./cmd/paddock env show example-mean-reversion
-`, s.Addr(), sf.rate, st.NATSURL, st.MetricsURL, st.MetricsURL, st.MetricsURL, es.APIURL, st.NATSURL, es.APIURL, token)
+`, s.Addr(), sf.rate, st.NATSURL, st.MetricsURL, st.MetricsURL, st.MetricsURL, es.APIURL, obs, obs, st.NATSURL, obs, es.APIURL, token)
 					if *example != "" {
 						go createExample(envCtx, es.APIURL, token, *example, stdout)
 					}

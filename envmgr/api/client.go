@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,7 +37,29 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%d %s: %s", e.Status, e.Body.Code, msg)
 }
 
+// do sends a request. A 409 "conflict" (the environment changed between
+// the server's read and write, often by the reconciler) is retried a few
+// times: the server re-reads and re-checks each time, so no update is lost.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var err error
+	for attempt := range 4 {
+		if err = c.once(ctx, method, path, body, out); err == nil {
+			return nil
+		}
+		var se *StatusError
+		if !errors.As(err, &se) || se.Status != http.StatusConflict || se.Body.Code != "conflict" {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(25<<attempt) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func (c *Client) once(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)

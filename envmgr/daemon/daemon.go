@@ -19,6 +19,8 @@ import (
 	"github.com/paddockhq/paddock/envmgr/api"
 	"github.com/paddockhq/paddock/envmgr/local"
 	"github.com/paddockhq/paddock/envmgr/natskv"
+	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/internal/natsauth"
 )
 
 // Config configures the manager.
@@ -31,6 +33,10 @@ type Config struct {
 	ReconcileEvery time.Duration                     // expiry checks and supervision; default 10s
 	NodeCommand    func(configPath string) *exec.Cmd // for tests; default `paddock node`
 	Replicas       int                               // JetStream replicas of the store
+	// AuthDir, when set, is the NATS authority's directory (see
+	// internal/natsauth): the manager connects as its user and gives every
+	// node credentials scoped to its environment, revoked on destroy.
+	AuthDir string
 }
 
 // Started is reported once the API listens.
@@ -51,6 +57,16 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	}
 	if c.Tokens == nil {
 		return errors.New("envmgr: no API tokens configured")
+	}
+	var auth *natsauth.Authority
+	if c.AuthDir != "" {
+		var err error
+		if auth, err = natsauth.LoadOrCreate(c.AuthDir); err != nil {
+			return fmt.Errorf("NATS authority: %w", err)
+		}
+		if c.NATSCreds == "" {
+			c.NATSCreds = filepath.Join(c.AuthDir, natsauth.ManagerCredsFile)
+		}
 	}
 	opts := []nats.Option{nats.Name("paddock-envmgr"), nats.MaxReconnects(-1)}
 	if c.NATSCreds != "" {
@@ -74,7 +90,30 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	if err != nil {
 		return err
 	}
-	prov, err := local.New(local.Config{StateDir: filepath.Join(c.StateDir, "envs"), NATSURL: c.NATSURL, Command: c.NodeCommand, Logger: log})
+	lc := local.Config{StateDir: filepath.Join(c.StateDir, "envs"), NATSURL: c.NATSURL, Command: c.NodeCommand, Logger: log}
+	if auth != nil {
+		sys, err := nats.Connect(c.NATSURL, nats.Name("paddock-envmgr-sys"), nats.UserCredentials(filepath.Join(c.AuthDir, natsauth.SystemCredsFile)))
+		if err != nil {
+			return fmt.Errorf("connect as the system user: %w", err)
+		}
+		defer sys.Close()
+		lc.Credentials = func(e envmgr.Environment, s *spec.Spec) ([]byte, string, string, error) {
+			var ins []natsauth.Instrument
+			for _, ex := range s.Exchanges {
+				for _, in := range ex.Instruments {
+					ins = append(ins, natsauth.Instrument{Venue: ex.Venue, Symbol: in.Symbol})
+				}
+			}
+			u, err := natsauth.EnvUser(e.Name, ins, e.ExpiresAt)
+			if err != nil {
+				return nil, "", "", err
+			}
+			creds, pub, err := auth.Creds(u)
+			return creds, pub, natsauth.InboxPrefix(e.Name), err
+		}
+		lc.Revoke = func(ctx context.Context, pub string) error { return auth.Revoke(ctx, sys, pub) }
+	}
+	prov, err := local.New(lc)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,14 @@ type Config struct {
 	Command      func(configPath string) *exec.Cmd
 	ReadyTimeout time.Duration // default 10s
 	Logger       *slog.Logger
+	// Credentials, when set, mints the NATS credentials of an environment's
+	// node (a .creds file's content, the user's public key, and the reply
+	// inbox prefix the node must use). Without it nodes connect anonymously,
+	// which only an open development server accepts.
+	Credentials func(e envmgr.Environment, s *spec.Spec) (creds []byte, userPub, inbox string, err error)
+	// Revoke, when set, revokes a user minted by Credentials; Destroy calls it
+	// for every user the environment had.
+	Revoke func(ctx context.Context, userPub string) error
 }
 
 // Provisioner implements envmgr.StatusProvisioner. Safe for concurrent use;
@@ -102,6 +110,47 @@ func (p *Provisioner) pidPath(name string) string    { return filepath.Join(p.di
 func (p *Provisioner) endpointPath(name string) string {
 	return filepath.Join(p.dir(name), "endpoint")
 }
+func (p *Provisioner) credsPath(name string) string { return filepath.Join(p.dir(name), "node.creds") }
+func (p *Provisioner) usersPath(name string) string { return filepath.Join(p.dir(name), "nats-users") }
+
+// mint writes fresh credentials for the node and records the user, so that
+// Destroy can revoke every user the environment ever had.
+func (p *Provisioner) mint(e envmgr.Environment, s *spec.Spec) (string, error) {
+	creds, pub, inbox, err := p.cfg.Credentials(e, s)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(p.usersPath(e.Name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, err = fmt.Fprintln(f, pub)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	// nats.go reads the file at every (re)connect, so a running node picks
+	// up extended credentials when its old JWT expires and it reconnects.
+	if err := os.WriteFile(p.credsPath(e.Name)+".tmp", creds, 0o600); err != nil {
+		return "", err
+	}
+	return inbox, os.Rename(p.credsPath(e.Name)+".tmp", p.credsPath(e.Name))
+}
+
+// Refresh re-mints a node's credentials after its environment was extended.
+func (p *Provisioner) Refresh(_ context.Context, e envmgr.Environment, s *spec.Spec) error {
+	if p.cfg.Credentials == nil {
+		return nil
+	}
+	defer p.lock(e.Name)()
+	if _, err := os.Stat(p.configPath(e.Name)); err != nil {
+		return nil // not provisioned here
+	}
+	_, err := p.mint(e, s)
+	return err
+}
 
 // Provision writes the node's configuration and starts it (or adopts the one
 // already running).
@@ -115,6 +164,13 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 		for _, in := range ex.Instruments {
 			c.Instruments = append(c.Instruments, node.Instrument{Venue: ex.Venue, Symbol: in.Symbol})
 		}
+	}
+	if p.cfg.Credentials != nil {
+		inbox, err := p.mint(e, s)
+		if err != nil {
+			return "", fmt.Errorf("provision %s: credentials: %w", e.Name, err)
+		}
+		c.NATSCreds, c.InboxPrefix = p.credsPath(e.Name), inbox
 	}
 	raw, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
@@ -146,6 +202,15 @@ func (p *Provisioner) Destroy(ctx context.Context, name string) error {
 	defer p.lock(name)()
 	if err := p.stop(ctx, name); err != nil {
 		return err
+	}
+	if p.cfg.Revoke != nil {
+		if raw, err := os.ReadFile(p.usersPath(name)); err == nil {
+			for _, pub := range strings.Fields(string(raw)) {
+				if err := p.cfg.Revoke(ctx, pub); err != nil {
+					return fmt.Errorf("destroy %s: revoke NATS user: %w", name, err)
+				}
+			}
+		}
 	}
 	if err := os.RemoveAll(p.dir(name)); err != nil {
 		return fmt.Errorf("destroy %s: %w", name, err)

@@ -229,6 +229,15 @@ func TestLifecycleWithLocalNodes(t *testing.T) {
 	if err != nil || ext.TTLHours != 72 {
 		t.Fatalf("extend: %+v %v", ext, err)
 	}
+	// The reconciler re-issues credentials for the new deadline; let it
+	// settle so the next request does not race its write.
+	for {
+		e, _, _ := r.store.Get(t.Context(), "life")
+		if e.CredsExpireAt.Equal(e.ExpiresAt) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // polling the store for the asynchronous reconciler
+	}
 	if _, err := r.mgr.Extend(t.Context(), alice, "life", 48); !errors.Is(err, envmgr.ErrForbidden) {
 		t.Fatalf("extending past 96h without an admin: %v", err)
 	}

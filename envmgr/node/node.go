@@ -26,8 +26,9 @@ type Config struct {
 	Name         string       `json:"name"`
 	NATSURL      string       `json:"nats_url"`
 	NATSCreds    string       `json:"nats_creds,omitempty"`
-	AdminListen  string       `json:"admin_listen"`  // default 127.0.0.1:0
-	EndpointFile string       `json:"endpoint_file"` // where the admin URL is written once listening
+	InboxPrefix  string       `json:"inbox_prefix,omitempty"` // the environment's private reply inbox
+	AdminListen  string       `json:"admin_listen"`           // default 127.0.0.1:0
+	EndpointFile string       `json:"endpoint_file"`          // where the admin URL is written once listening
 	Instruments  []Instrument `json:"instruments"`
 }
 
@@ -65,6 +66,9 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	opts := []nats.Option{nats.Name("paddock-node-" + c.Name), nats.MaxReconnects(-1)}
 	if c.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATSCreds))
+	}
+	if c.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
 	}
 	closed := make(chan struct{})
 	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))

@@ -1,0 +1,133 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/api"
+	"github.com/paddockhq/paddock/envmgr/node"
+	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/natsauth"
+)
+
+// TestMain lets the test binary run as a node (see envmgr/local's tests).
+func TestMain(m *testing.M) {
+	if os.Getenv("PADDOCK_TEST_NODE") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		c, err := node.LoadConfig(os.Getenv("PADDOCK_NODE_CONFIG"))
+		if err == nil {
+			err = node.Run(ctx, c, nil)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "test node:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestNodesGetScopedCredentials runs the manager on an operator-mode server:
+// the node of an environment connects with credentials minted for it, and
+// destroying the environment revokes them.
+func TestNodesGetScopedCredentials(t *testing.T) {
+	dir := t.TempDir()
+	authDir := filepath.Join(dir, "auth")
+	auth, err := natsauth.LoadOrCreate(authDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.WriteServiceCreds(); err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := auth.Server()
+	ns, err := embednats.Start(embednats.Options{StoreDir: filepath.Join(dir, "js"), Operator: &embednats.Operator{
+		Claims: sc.Operator, SystemAccount: sc.SystemAccount, Accounts: sc.Accounts, ResolverDir: sc.ResolverDir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	tokens, _ := api.NewTokens([]api.Token{{Name: "alice", Role: "developer", SHA256: api.HashToken("t")}})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	started := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{NATSURL: ns.ClientURL(), Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "state"), Tokens: tokens, AuthDir: authDir,
+			NodeCommand: func(cfg string) *exec.Cmd {
+				c := exec.Command(os.Args[0], "-test.run=^$", "--", cfg)
+				c.Env = append(os.Environ(), "PADDOCK_TEST_NODE=1", "PADDOCK_NODE_CONFIG="+cfg)
+				return c
+			}}, nil, func(s Started) { started <- s.APIURL })
+	}()
+	var url string
+	select {
+	case url = <-started:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	c := &api.Client{BaseURL: url, Token: "t"}
+	spec := `version: 1
+environment: {name: scoped}
+exchanges: [{name: binance, type: spot, sandbox: true, instruments: [BTC/USDT]}]
+market_data: {mode: live}
+risk_config: {max_position_usd: 1000, max_drawdown_pct: 5, max_order_rate: 10}
+strategy: {binary: s}
+`
+	if _, err := c.Create(ctx, api.CreateBody{SpecYAML: spec}); err != nil {
+		t.Fatal(err)
+	}
+	var ready envmgr.Environment
+	_ = c.Watch(ctx, "scoped", func(e envmgr.Environment) bool { ready = e; return e.State != envmgr.StateReady && e.State != envmgr.StateFailed })
+	if ready.State != envmgr.StateReady {
+		t.Fatalf("environment %s: %s", ready.State, ready.Reason)
+	}
+	resp, err := http.Get(ready.Endpoint + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ NATS string }
+	_ = json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
+	if h.NATS != "CONNECTED" {
+		t.Fatalf("node NATS status %q: its credentials did not work", h.NATS)
+	}
+	users, err := os.ReadFile(filepath.Join(dir, "state", "envs", "scoped", "nats-users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := strings.Fields(string(users))[0]
+
+	if _, err := c.Action(ctx, "scoped", "down", 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Watch(ctx, "scoped", func(e envmgr.Environment) bool { return e.State != envmgr.StateDestroyed })
+	raw, err := os.ReadFile(filepath.Join(authDir, "account.jwt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac, err := jwt.DecodeAccountClaims(string(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ac.Revocations.IsRevoked(pub, time.Now().Add(-time.Minute)) {
+		t.Fatal("the destroyed environment's NATS user was not revoked")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
