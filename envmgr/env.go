@@ -100,6 +100,9 @@ type Environment struct {
 	// CredsExpireAt is the deadline the node's current NATS credentials
 	// carry; when an extension moves ExpiresAt, the reconciler re-issues them.
 	CredsExpireAt time.Time `json:"creds_expire_at,omitempty"`
+	// CredsRef says where the node's NATS credentials are (a file for the
+	// local provisioner, a secret's name for cloud ones); never the secret.
+	CredsRef string `json:"creds_ref,omitempty"`
 }
 
 // Move changes e's state if the transition is legal.

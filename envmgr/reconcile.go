@@ -30,6 +30,11 @@ type CredentialRefresher interface {
 	Refresh(ctx context.Context, e Environment, s *spec.Spec) error
 }
 
+// CredsLocator is a Provisioner that can say where a node's credentials are.
+type CredsLocator interface {
+	CredsRef(name string) string
+}
+
 // Reconciler drives every environment from its state toward its desired
 // state. It reacts to store changes and to an injected tick (expiry checks
 // and node supervision). It is idempotent and crash-safe: before acting it
@@ -185,6 +190,9 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 			return r.fail(ctx, e, rev, fmt.Errorf("provision: %w", err))
 		}
 		e.Endpoint, e.CredsExpireAt = endpoint, e.ExpiresAt
+		if cl, ok := r.prov.(CredsLocator); ok {
+			e.CredsRef = cl.CredsRef(name)
+		}
 		return r.move(ctx, e, rev, StateReady)
 	case e.State == StateReady && e.Desired == WantStopped:
 		return r.move(ctx, e, rev, StateStopping)

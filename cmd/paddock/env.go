@@ -267,8 +267,12 @@ func waitFor(ctx context.Context, c *api.Client, name string, want envmgr.State,
 		return classify(err)
 	}
 	emit(map[string]any{"environment": e, "connect": conn}, func(w *tabwriter.Writer) {
-		fmt.Fprintf(w, "\n%s is ready.\n  NATS\t%s\n  NATS credentials\tissued to the node: its declared instruments and env.%s.> only, until %s\n  admin URL\t%s\n  subjects\tmarket.data.<venue>.<instrument>.{trades,orderbook,bbo}\n",
-			e.Name, conn.NATSURL, e.Name, e.ExpiresAt.Local().Format(time.RFC1123), e.Endpoint)
+		creds := e.CredsRef
+		if creds == "" {
+			creds = "none (the NATS server is open)"
+		}
+		fmt.Fprintf(w, "\n%s is ready.\n  NATS\t%s\n  NATS credentials\t%s (declared instruments and env.%s.> only, until %s)\n  admin URL\t%s\n  subjects\tmarket.data.<venue>.<instrument>.{trades,orderbook,bbo}\n",
+			e.Name, conn.NATSURL, creds, e.Name, e.ExpiresAt.Local().Format(time.RFC1123), e.Endpoint)
 	})
 	return nil
 }

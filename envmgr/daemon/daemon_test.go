@@ -91,7 +91,10 @@ strategy: {binary: s}
 		t.Fatal(err)
 	}
 	var ready envmgr.Environment
-	_ = c.Watch(ctx, "scoped", func(e envmgr.Environment) bool { ready = e; return e.State != envmgr.StateReady && e.State != envmgr.StateFailed })
+	_ = c.Watch(ctx, "scoped", func(e envmgr.Environment) bool {
+		ready = e
+		return e.State != envmgr.StateReady && e.State != envmgr.StateFailed
+	})
 	if ready.State != envmgr.StateReady {
 		t.Fatalf("environment %s: %s", ready.State, ready.Reason)
 	}
@@ -105,11 +108,49 @@ strategy: {binary: s}
 	if h.NATS != "CONNECTED" {
 		t.Fatalf("node NATS status %q: its credentials did not work", h.NATS)
 	}
+	credsFile := filepath.Join(dir, "state", "envs", "scoped", "node.creds")
+	if ready.CredsRef != credsFile {
+		t.Fatalf("creds_ref %q, want %q", ready.CredsRef, credsFile)
+	}
+	expiry := func() int64 {
+		raw, err := os.ReadFile(credsFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := jwt.ParseDecoratedJWT(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uc, err := jwt.DecodeUserClaims(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uc.Expires
+	}
+	if got := expiry(); got != ready.ExpiresAt.Unix() {
+		t.Fatalf("node credentials expire at %d, the environment at %d", got, ready.ExpiresAt.Unix())
+	}
+	// An extension re-issues the credentials with the new deadline.
+	ext, err := c.Action(ctx, "scoped", "extend", 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for expiry() != ext.ExpiresAt.Unix() {
+		if time.Now().After(deadline) {
+			t.Fatalf("credentials still expire at %d after extending to %d", expiry(), ext.ExpiresAt.Unix())
+		}
+		time.Sleep(10 * time.Millisecond) // the reconciler re-issues asynchronously
+	}
+
 	users, err := os.ReadFile(filepath.Join(dir, "state", "envs", "scoped", "nats-users"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := strings.Fields(string(users))[0]
+	pubs := strings.Fields(string(users))
+	if len(pubs) != 2 {
+		t.Fatalf("%d users minted, want 2 (provision and extension)", len(pubs))
+	}
 
 	if _, err := c.Action(ctx, "scoped", "down", 0); err != nil {
 		t.Fatal(err)
@@ -123,8 +164,10 @@ strategy: {binary: s}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ac.Revocations.IsRevoked(pub, time.Now().Add(-time.Minute)) {
-		t.Fatal("the destroyed environment's NATS user was not revoked")
+	for _, pub := range pubs {
+		if !ac.Revocations.IsRevoked(pub, time.Now().Add(-time.Minute)) {
+			t.Fatalf("user %s of the destroyed environment was not revoked", pub)
+		}
 	}
 	cancel()
 	if err := <-done; err != nil {

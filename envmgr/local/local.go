@@ -139,6 +139,14 @@ func (p *Provisioner) mint(e envmgr.Environment, s *spec.Spec) (string, error) {
 	return inbox, os.Rename(p.credsPath(e.Name)+".tmp", p.credsPath(e.Name))
 }
 
+// CredsRef is the node's credentials file, when the provisioner issues them.
+func (p *Provisioner) CredsRef(name string) string {
+	if p.cfg.Credentials == nil {
+		return ""
+	}
+	return p.credsPath(name)
+}
+
 // Refresh re-mints a node's credentials after its environment was extended.
 func (p *Provisioner) Refresh(_ context.Context, e envmgr.Environment, s *spec.Spec) error {
 	if p.cfg.Credentials == nil {

@@ -69,6 +69,12 @@ func LoadOrCreate(dir string) (*Authority, error) {
 	if a.systemJWT, err = sc.Encode(a.operator); err != nil {
 		return nil, err
 	}
+	// The JWTs a cluster's servers are configured with (README: production).
+	for name, j := range map[string]string{"operator.jwt": a.operatorJWT, "system.jwt": a.systemJWT} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(j), 0o644); err != nil {
+			return nil, err
+		}
+	}
 	// The PADDOCK account keeps its revocations across restarts: reuse the
 	// stored JWT when there is one.
 	if raw, err := os.ReadFile(filepath.Join(dir, "account.jwt")); err == nil {
