@@ -3,40 +3,23 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
-	"github.com/paddockhq/paddock/envmgr/node"
 	"github.com/paddockhq/paddock/internal/embednats"
 	"github.com/paddockhq/paddock/internal/natsauth"
+	"github.com/paddockhq/paddock/internal/testnode"
 )
 
-// TestMain lets the test binary run as a node (see envmgr/local's tests).
 func TestMain(m *testing.M) {
-	if os.Getenv("PADDOCK_TEST_NODE") == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		defer stop()
-		c, err := node.LoadConfig(os.Getenv("PADDOCK_NODE_CONFIG"))
-		if err == nil {
-			err = node.Run(ctx, c, nil)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "test node:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testnode.MaybeRun()
 	os.Exit(m.Run())
 }
 
@@ -67,11 +50,7 @@ func TestNodesGetScopedCredentials(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{NATSURL: ns.ClientURL(), Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "state"), Tokens: tokens, AuthDir: authDir,
-			NodeCommand: func(cfg string) *exec.Cmd {
-				c := exec.Command(os.Args[0], "-test.run=^$", "--", cfg)
-				c.Env = append(os.Environ(), "PADDOCK_TEST_NODE=1", "PADDOCK_NODE_CONFIG="+cfg)
-				return c
-			}}, nil, func(s Started) { started <- s.APIURL })
+			NodeCommand: testnode.Command}, nil, func(s Started) { started <- s.APIURL })
 	}()
 	var url string
 	select {

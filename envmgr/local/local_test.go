@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,36 +18,17 @@ import (
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/local"
 	"github.com/paddockhq/paddock/envmgr/natskv"
-	"github.com/paddockhq/paddock/envmgr/node"
 	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/testnode"
 )
 
-// TestMain lets this test binary act as `paddock node`: the provisioner
-// runs it with PADDOCK_TEST_NODE=1, so the tests start real node processes
-// without building the paddock binary first.
 func TestMain(m *testing.M) {
-	if os.Getenv("PADDOCK_TEST_NODE") == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-		defer stop()
-		c, err := node.LoadConfig(os.Getenv("PADDOCK_NODE_CONFIG"))
-		if err == nil {
-			err = node.Run(ctx, c, nil)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "test node:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	testnode.MaybeRun()
 	os.Exit(m.Run())
 }
 
-func nodeCommand(cfg string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "--", cfg) // cfg in argv: the provisioner recognizes its nodes by it
-	cmd.Env = append(os.Environ(), "PADDOCK_TEST_NODE=1", "PADDOCK_NODE_CONFIG="+cfg)
-	return cmd
-}
+var nodeCommand = testnode.Command
 
 const devEnv = `version: 1
 environment:
