@@ -289,10 +289,28 @@ func (p *Parser) object(sc *scanner, depth int) error {
 				return err
 			}
 			p.asksParsed = true
+		case c == 't' || c == 'f':
+			// Booleans inline ("m":true, "M":true), for known and unknown keys.
+			lit, kind := "true", byte('t')
+			if c == 'f' {
+				lit, kind = "false", 'f'
+			}
+			if err := sc.literal(lit); err != nil {
+				return err
+			}
+			if f != fNone {
+				p.vals[f].kind = kind
+				p.present |= 1 << f
+			}
 		case f == fNone:
 			if err := sc.skip(depth + 1); err != nil {
 				return err
 			}
+		case c >= '0' && c <= '9':
+			if err := sc.numberValue(&p.vals[f]); err != nil {
+				return err
+			}
+			p.present |= 1 << f
 		default:
 			if c == '"' {
 				// Plain strings inline: most values are short strings with
