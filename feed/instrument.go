@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/paddockhq/paddock/proto"
 	"github.com/prometheus/client_golang/prometheus"
 )
+
+var errNotInSync = errors.New("feed: book is not in sync")
 
 // Publisher is the part of *nats.Conn the feed publishes through. Publish must
 // copy data before returning (nats.go does): the feed reuses its buffers.

@@ -1,12 +1,6 @@
 package feed
 
-import (
-	"errors"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
-
-var errNotInSync = errors.New("feed: book is not in sync")
+import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the feed's Prometheus metrics. Create one per registry with
 // NewMetrics; the hot path uses label handles resolved once per venue and

@@ -272,22 +272,29 @@ type heldFrame struct {
 // drainHeld re-processes frames the slot's secondary connection held, now
 // that the primary may have caught up. Caller holds a.mu.
 func (a *Adapter) drainHeld(s *slot) {
-	c := s.secondary
-	if c == nil || len(c.held) == 0 {
-		return
+	if s.secondary != nil {
+		a.replayHeld(s.secondary)
 	}
+}
+
+// replayHeld processes c's held frames in order and keeps those still held
+// (from the first one that is held again). A connection that is no longer
+// secondary never holds, so after a rollover's switch this replays them all.
+// It returns how many frames it processed. Caller holds a.mu.
+func (a *Adapter) replayHeld(c *wsConn) int {
 	var p Parser
 	i := 0
 	for ; i < len(c.held); i++ {
 		ev, err := p.Parse(c.held[i].frame)
 		if err != nil {
-			continue // parsed fine the first time; cannot happen
+			continue // it parsed the first time; the bytes are our copy
 		}
 		if a.process(c, ev, c.held[i].recv) {
 			break
 		}
 	}
 	c.held = append(c.held[:0], c.held[i:]...)
+	return i
 }
 
 func (a *Adapter) badFrame(err error, frame []byte) {

@@ -250,19 +250,12 @@ func (s *slot) serve(ctx context.Context, c *wsConn) (lived time.Duration, reaso
 		next.secondary = false
 		s.secondary = nil
 		c.retired = true
-		held := next.held
-		next.held = nil
-		var p Parser
-		for _, h := range held {
-			if ev, err := p.Parse(h.frame); err == nil {
-				a.process(next, ev, h.recv)
-			}
-		}
+		replayed = a.replayHeld(next)
 		a.mu.Unlock()
 		old, c, next = c, next, nil
 		a.out.Metrics.Rollovers.Inc()
 		age.Reset(a.cfg.MaxConnAge)
-		return old, len(held)
+		return old, replayed
 	}
 	for {
 		var nextDone <-chan struct{}

@@ -14,7 +14,6 @@ package natsauth
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -271,9 +270,6 @@ func push(ctx context.Context, nc *nats.Conn, accountJWT string) error {
 	}
 	return nil
 }
-
-// ErrNoAuthority is returned where credentials are asked for without one.
-var ErrNoAuthority = errors.New("natsauth: no authority configured")
 
 // ObserverUser may only read market data and health: for `paddock tap` and
 // dashboards.
