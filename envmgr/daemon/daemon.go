@@ -21,6 +21,7 @@ import (
 	"github.com/paddockhq/paddock/envmgr/natskv"
 	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/internal/natsauth"
+	"github.com/paddockhq/paddock/internal/natsconn"
 )
 
 // Config configures the manager.
@@ -68,22 +69,17 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 			c.NATSCreds = filepath.Join(c.AuthDir, natsauth.ManagerCredsFile)
 		}
 	}
-	opts := []nats.Option{nats.Name("paddock-envmgr"), nats.MaxReconnects(-1)}
+	opts := []nats.Option{nats.Name("paddock-envmgr")}
 	if c.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATSCreds))
 	}
-	closed := make(chan struct{})
-	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
-	nc, err := nats.Connect(c.NATSURL, opts...)
+	nc, drain, err := natsconn.Connect(c.NATSURL, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS %s: %w", c.NATSURL, err)
+		return err
 	}
 	defer func() {
-		if nc.Drain() == nil {
-			select {
-			case <-closed:
-			case <-time.After(5 * time.Second):
-			}
+		if err := drain(); err != nil {
+			log.Warn("NATS drain", "component", "envmgr", "err", err)
 		}
 	}()
 	store, err := natskv.Open(ctx, nc, natskv.Options{Replicas: c.Replicas})

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/paddockhq/paddock/internal/natsconn"
 	"github.com/paddockhq/paddock/proto"
 )
 
@@ -63,25 +64,20 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "node", "env", c.Name)
-	opts := []nats.Option{nats.Name("paddock-node-" + c.Name), nats.MaxReconnects(-1)}
+	opts := []nats.Option{nats.Name("paddock-node-" + c.Name)}
 	if c.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATSCreds))
 	}
 	if c.InboxPrefix != "" {
 		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
 	}
-	closed := make(chan struct{})
-	opts = append(opts, nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
-	nc, err := nats.Connect(c.NATSURL, opts...)
+	nc, drain, err := natsconn.Connect(c.NATSURL, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS: %w", err)
+		return err
 	}
 	defer func() {
-		if nc.Drain() == nil {
-			select {
-			case <-closed:
-			case <-time.After(5 * time.Second):
-			}
+		if err := drain(); err != nil {
+			log.Warn("NATS drain", "err", err)
 		}
 	}()
 	var messages atomic.Uint64

@@ -15,6 +15,7 @@ import (
 	"github.com/paddockhq/paddock/feed/binance"
 	"github.com/paddockhq/paddock/internal/embednats"
 	"github.com/paddockhq/paddock/internal/natsauth"
+	"github.com/paddockhq/paddock/internal/natsconn"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -66,11 +67,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 	} else {
 		natsURL = joinURLs(cfg.NATS.URLs)
 	}
-	closed := make(chan struct{})
 	opts := []nats.Option{
 		nats.Name("paddock-feed"),
-		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
-		nats.MaxReconnects(-1),
 		nats.ReconnectBufSize(64 << 20), // ride out a short cluster blip without dropping ticks
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil is our own Drain at shutdown
@@ -82,21 +80,14 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 	if cfg.NATS.Credentials != "" {
 		opts = append(opts, nats.UserCredentials(cfg.NATS.Credentials))
 	}
-	nc, err := nats.Connect(natsURL, opts...)
+	nc, drain, err := natsconn.Connect(natsURL, opts...)
 	if err != nil {
-		return fmt.Errorf("connect to NATS %s: %w", natsURL, err)
+		return err
 	}
 	defer func() {
-		// Drain is asynchronous: wait for the connection to close so that
-		// nothing buffered (the shutdown Resets) is lost.
-		if err := nc.Drain(); err != nil {
+		// The shutdown Resets are the last messages out; wait for them.
+		if err := drain(); err != nil {
 			log.Warn("NATS drain", "component", "feed", "err", err)
-			return
-		}
-		select {
-		case <-closed:
-		case <-time.After(10 * time.Second):
-			log.Warn("NATS drain did not finish within 10s", "component", "feed")
 		}
 	}()
 
