@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/natskv"
 	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/natstest"
 )
 
 const devEnv = `version: 1
@@ -33,16 +33,8 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	ns, err := embednats.Start(embednats.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	ns := natstest.Server(t, embednats.Options{StoreDir: t.TempDir()})
+	nc := natstest.Connect(t, ns.ClientURL())
 	store, err := natskv.Open(t.Context(), nc, natskv.Options{})
 	if err != nil {
 		t.Fatal(err)

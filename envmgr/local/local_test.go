@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/local"
 	"github.com/paddockhq/paddock/envmgr/natskv"
 	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/natstest"
 	"github.com/paddockhq/paddock/internal/testnode"
 )
 
@@ -64,16 +64,8 @@ func (c *fakeClock) Advance(d time.Duration) {
 func newRig(t *testing.T) *rig { return newRigB(t) }
 
 func newRigB(t testing.TB) *rig {
-	ns, err := embednats.Start(embednats.Options{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	ns := natstest.Server(t, embednats.Options{StoreDir: t.TempDir()})
+	nc := natstest.Connect(t, ns.ClientURL())
 	store, err := natskv.Open(context.Background(), nc, natskv.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -8,23 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/natstest"
 )
 
 func open(tb testing.TB) *Store {
 	tb.Helper()
-	ns, err := embednats.Start(embednats.Options{StoreDir: tb.TempDir()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
+	ns := natstest.Server(tb, embednats.Options{StoreDir: tb.TempDir()})
+	nc := natstest.Connect(tb, ns.ClientURL())
 	s, err := Open(context.Background(), nc, Options{})
 	if err != nil {
 		tb.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/paddockhq/paddock/feed/book"
 	"github.com/paddockhq/paddock/feed/sim"
 	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/natstest"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -46,11 +47,7 @@ type harnessOpts struct {
 
 func newHarness(t *testing.T, o harnessOpts) *harness {
 	t.Helper()
-	ns, err := embednats.Start(embednats.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
+	ns := natstest.Server(t, embednats.Options{})
 	for _, s := range o.symbols {
 		o.simCfg.Symbols = append(o.simCfg.Symbols, sim.Symbol{Name: strings.ToUpper(s), Futures: o.futures, Price: 27123.45})
 	}
@@ -60,8 +57,8 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	t.Cleanup(func() { _ = sm.Close() })
 	h := &harness{t: t, nats: ns, sim: sm, futures: o.futures, reg: prometheus.NewRegistry(), done: make(chan error, 1)}
-	h.nc = connect(t, ns)
-	h.sub = connect(t, ns)
+	h.nc = natstest.Connect(t, ns.ClientURL())
+	h.sub = natstest.Connect(t, ns.ClientURL())
 	h.metrics = feed.NewMetrics(h.reg)
 	venue := proto.VenueBinance
 	o.cfg.WSURL, o.cfg.RESTURL = sm.SpotWS(), sm.SpotREST()
@@ -86,16 +83,6 @@ func newHarness(t *testing.T, o harnessOpts) *harness {
 	}
 	h.svc = feed.NewService(h.nc, []feed.VenueEntry{{Outlet: h.outlet, Venue: h.adapter}}, feed.ServiceOptions{StatusInterval: 50 * time.Millisecond})
 	return h
-}
-
-func connect(t *testing.T, ns *embednats.Server) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
 }
 
 // start runs the service; subscribers should be created first so that they

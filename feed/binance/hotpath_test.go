@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/feed"
 	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/natstest"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -24,16 +25,8 @@ type hotPath struct {
 
 func newHotPath(tb testing.TB) *hotPath {
 	tb.Helper()
-	ns, err := embednats.Start(embednats.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
+	ns := natstest.Server(tb, embednats.Options{})
+	nc := natstest.Connect(tb, ns.ClientURL())
 	// No subscriber: the server runs in this process, and its routing work
 	// would be counted as ours (allocations are counted process-wide).
 	// Fan-out is measured end to end by bench/e2e.
