@@ -326,6 +326,9 @@ func (w *walker) spec(root *yaml.Node, s *Spec) {
 				"max_position_usd": func(v *yaml.Node, p string) { s.Risk.MaxPositionUSD, _ = w.decimal(v, p) },
 				"max_drawdown_pct": func(v *yaml.Node, p string) { s.Risk.MaxDrawdownPct, _ = w.decimal(v, p) },
 				"max_order_rate":   func(v *yaml.Node, p string) { s.Risk.MaxOrderRate, _ = w.decimal(v, p) },
+				"starting_equity_usd": func(v *yaml.Node, p string) {
+					s.Risk.StartingEquityUSD, _ = w.decimal(v, p)
+				},
 			})
 		},
 		"strategy": func(v *yaml.Node, p string) {

@@ -27,6 +27,10 @@ const (
 	MaxFileBytes        = 64 << 10
 )
 
+// DefaultStartingEquityUSD is the paper account's equity when
+// risk_config.starting_equity_usd is not given.
+var DefaultStartingEquityUSD = proto.Decimal{Mant: 10000}
+
 // Spec is a validated environment declaration. Its values are plain data;
 // copy freely.
 type Spec struct {
@@ -65,6 +69,9 @@ type Risk struct {
 	MaxPositionUSD proto.Decimal // per instrument
 	MaxDrawdownPct proto.Decimal // in (0, 100]
 	MaxOrderRate   proto.Decimal // orders per second
+	// StartingEquityUSD is the paper account's equity at start, the base of
+	// the drawdown limit; DefaultStartingEquityUSD when the file has none.
+	StartingEquityUSD proto.Decimal
 }
 
 // Strategy is the strategy binary and its config, relative to the repository.

@@ -127,7 +127,8 @@ func TestParsedValues(t *testing.T) {
 		s.Exchanges[0].Instruments[0] != (Instrument{Written: "BTC/USDT", Symbol: "btcusdt"}) || s.Exchanges[1].Instruments[0].Symbol != "btcusdt" {
 		t.Fatalf("exchanges %+v", s.Exchanges)
 	}
-	if s.Risk.MaxPositionUSD != (proto.Decimal{Mant: 1000}) || s.Risk.MaxDrawdownPct != (proto.Decimal{Mant: 5}) {
+	if s.Risk.MaxPositionUSD != (proto.Decimal{Mant: 1000}) || s.Risk.MaxDrawdownPct != (proto.Decimal{Mant: 5}) ||
+		s.Risk.StartingEquityUSD != (proto.Decimal{Mant: 2500050, Exp: -2}) {
 		t.Fatalf("risk %+v", s.Risk)
 	}
 	raw, _ = os.ReadFile("testdata/good/minimal.yaml")
@@ -135,7 +136,8 @@ func TestParsedValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Name != "pr-42" || s.TTLHours != DefaultTTLHours || s.Risk.MaxPositionUSD != (proto.Decimal{Mant: 2505, Exp: -1}) {
+	if s.Name != "pr-42" || s.TTLHours != DefaultTTLHours || s.Risk.MaxPositionUSD != (proto.Decimal{Mant: 2505, Exp: -1}) ||
+		s.Risk.StartingEquityUSD != DefaultStartingEquityUSD {
 		t.Fatalf("defaults: %+v", s)
 	}
 	raw, _ = os.ReadFile("testdata/good/replay.yaml")

@@ -126,6 +126,14 @@ func validate(s *Spec, o Options, lines map[string][2]int, errs *Errors) {
 			bad(p, "must be greater than 0, not %s", r.v)
 		}
 	}
+	if _, present := lines["risk_config.starting_equity_usd"]; !present {
+		s.Risk.StartingEquityUSD = DefaultStartingEquityUSD
+	} else if s.Risk.StartingEquityUSD.Cmp(zero) <= 0 {
+		bad("risk_config.starting_equity_usd", "must be greater than 0, not %s", s.Risk.StartingEquityUSD)
+	}
+	if r := s.Risk.MaxOrderRate; r.Exp < -6 {
+		bad("risk_config.max_order_rate", "%s has more than 6 decimals", r)
+	}
 	if s.Risk.MaxDrawdownPct.Cmp(hundred) > 0 {
 		bad("risk_config.max_drawdown_pct", "must be at most 100, not %s", s.Risk.MaxDrawdownPct)
 	}
