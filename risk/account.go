@@ -212,11 +212,7 @@ func (e *Engine) Position(id InstrumentID) Position {
 			p.Unrealized, _ = v.Sub(x.realized)
 			p.Unrealized, _ = p.Unrealized.Add(x.fees)
 		}
-		c, _ := new(big.Rat).SetString(x.cost.String())
-		q, _ := new(big.Rat).SetString(x.pos.String())
-		if c != nil && q != nil && q.Sign() != 0 {
-			p.AvgEntry = new(big.Rat).Quo(c, q).FloatString(8)
-		}
+		p.AvgEntry = new(big.Rat).Quo(x.cost.Rat(), x.pos.Rat()).FloatString(8)
 	}
 	return p
 }
@@ -242,3 +238,12 @@ func (e *Engine) Account() Account {
 
 // Limits returns the engine's limits.
 func (e *Engine) Limits() Limits { return e.lim }
+
+// Unmark forgets an instrument's mark: its book is no longer trustworthy
+// (the feed reset it), so orders adding exposure are refused until a new
+// mark arrives.
+func (e *Engine) Unmark(id InstrumentID) {
+	if id >= 0 && int(id) < len(e.inst) {
+		e.inst[id].marked = false
+	}
+}

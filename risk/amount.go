@@ -1,6 +1,7 @@
 package risk
 
 import (
+	"math/big"
 	"math/bits"
 	"strconv"
 
@@ -281,4 +282,10 @@ func (a Amount) AppendText(dst []byte, sep bool) []byte {
 func (a Amount) float() float64 {
 	f, _ := strconv.ParseFloat(a.String(), 64)
 	return f
+}
+
+// Rat returns a as a big.Rat, for display arithmetic (averages, ratios).
+func (a Amount) Rat() *big.Rat {
+	r, _ := new(big.Rat).SetString(a.String())
+	return r
 }

@@ -1,69 +1,65 @@
 // Package node is the sandbox node's runtime, what `paddock node` runs on
-// each environment's machine. This version connects to NATS with the
-// environment's credentials, subscribes to its declared instruments' market
-// data and reports its health; the risk gate, paper venue and strategy
-// supervision build on it.
+// each environment's machine: it joins exact books for the declared
+// instruments from the feed's NATS subjects, takes orders from the strategy
+// (NATS request/reply under env.<name>.orders.> and the admin HTTP API),
+// passes every order through the environment's risk gate, fills it on the
+// paper venue against the live book, publishes orders, fills and risk events,
+// and supervises the strategy process.
 package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/paddockhq/paddock/envmgr/node/client"
 	"github.com/paddockhq/paddock/internal/natsconn"
-	"github.com/paddockhq/paddock/proto"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Config is the node's configuration file, written by the provisioner.
-type Config struct {
-	Name         string       `json:"name"`
-	NATSURL      string       `json:"nats_url"`
-	NATSCreds    string       `json:"nats_creds,omitempty"`
-	InboxPrefix  string       `json:"inbox_prefix,omitempty"` // the environment's private reply inbox
-	AdminListen  string       `json:"admin_listen"`           // default 127.0.0.1:0
-	EndpointFile string       `json:"endpoint_file"`          // where the admin URL is written once listening
-	Instruments  []Instrument `json:"instruments"`
+// Node is a running sandbox node. Start it with Start, then Run.
+type Node struct {
+	cfg      *Config
+	log      *slog.Logger
+	nc       *nats.Conn
+	drain    func() error
+	trader   *Trader
+	sup      *Supervisor
+	market   *client.Market
+	sub      *nats.Subscription
+	ln       net.Listener
+	srv      *http.Server
+	endpoint string
 }
 
-// Instrument is one declared instrument.
-type Instrument struct {
-	Venue  string `json:"venue"`
-	Symbol string `json:"symbol"`
-}
-
-// LoadConfig reads a node configuration file.
-func LoadConfig(path string) (*Config, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read node config: %w", err)
-	}
-	var c Config
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("parse node config %s: %w", path, err)
-	}
-	if c.Name == "" || c.NATSURL == "" {
-		return nil, fmt.Errorf("node config %s: name and nats_url are required", path)
-	}
-	if c.AdminListen == "" {
-		c.AdminListen = "127.0.0.1:0"
-	}
-	return &c, nil
-}
-
-// Run runs the node until ctx ends.
+// Run starts a node and runs it until ctx ends.
 func Run(ctx context.Context, c *Config, log *slog.Logger) error {
+	n, err := Start(c, log)
+	if err != nil {
+		return err
+	}
+	return n.Run(ctx)
+}
+
+// Start connects to NATS, builds the trading core, subscribes the order API
+// and opens the admin listener. Nothing trades until Run.
+func Start(c *Config, log *slog.Logger) (_ *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = log.With("component", "node", "env", c.Name)
+	n := &Node{cfg: c, log: log.With("component", "node", "env", c.Name)}
+	k, err := loadKeys(c.APIKeyFile, c.AdminKeyFile)
+	if err != nil {
+		return nil, err
+	}
 	opts := []nats.Option{nats.Name("paddock-node-" + c.Name)}
 	if c.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATSCreds))
@@ -71,55 +67,140 @@ func Run(ctx context.Context, c *Config, log *slog.Logger) error {
 	if c.InboxPrefix != "" {
 		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
 	}
-	nc, drain, err := natsconn.Connect(c.NATSURL, opts...)
-	if err != nil {
-		return err
+	if n.nc, n.drain, err = natsconn.Connect(c.NATSURL, opts...); err != nil {
+		return nil, err
 	}
 	defer func() {
-		if err := drain(); err != nil {
-			log.Warn("NATS drain", "err", err)
+		if err != nil {
+			_ = n.drain()
 		}
 	}()
-	var messages atomic.Uint64
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := NewMetrics(reg)
+	if n.trader, err = NewTrader(c, n.nc, n.log, m, time.Now); err != nil {
+		return nil, err
+	}
+	var ins []client.Instrument
 	for _, in := range c.Instruments {
-		subj, err := proto.DataWildcard(in.Venue, in.Symbol)
-		if err != nil {
-			return fmt.Errorf("instrument %s %s: %w", in.Venue, in.Symbol, err)
-		}
-		if _, err := nc.Subscribe(subj, func(*nats.Msg) { messages.Add(1) }); err != nil {
-			return fmt.Errorf("subscribe %s: %w", subj, err)
-		}
+		ins = append(ins, client.Instrument{Venue: in.Venue, Symbol: in.Symbol})
 	}
-	ln, err := net.Listen("tcp", c.AdminListen)
+	marketLog := rateLimited(n.log, time.Second)
+	n.market, err = client.NewMarket(n.nc, ins, n.trader.Handlers(func(err error) {
+		m.marketErrors.Inc()
+		marketLog(err)
+	}))
 	if err != nil {
-		return fmt.Errorf("admin listener: %w", err)
+		return nil, err
 	}
-	started := time.Now()
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"status": "ok", "env": c.Name, "pid": os.Getpid(),
-			"nats": nc.Status().String(), "market_data_messages": messages.Load(), "uptime_seconds": int(time.Since(started).Seconds())})
+	if n.sub, err = n.trader.Serve(n.nc); err != nil {
+		return nil, fmt.Errorf("order API: %w", err)
+	}
+	if n.ln, err = net.Listen("tcp", c.AdminListen); err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	n.endpoint = "http://" + n.ln.Addr().String()
+	if c.Strategy != nil {
+		env := []string{client.EnvName + "=" + c.Name, client.EnvNATSURL + "=" + c.NATSURL,
+			client.EnvNATSCreds + "=" + c.NATSCreds, client.EnvInbox + "=" + c.InboxPrefix,
+			client.EnvInstruments + "=" + client.FormatInstruments(ins), client.EnvConfig + "=" + c.Strategy.Config,
+			client.EnvAdminURL + "=" + n.endpoint}
+		n.sup = NewSupervisor(c.Strategy, env, n.log, m)
+		n.trader.OnHalt, n.trader.OnResume = n.sup.Pause, n.sup.Resume
+	}
+	n.srv = &http.Server{Handler: adminHandler(n.trader, n.sup, k, reg, func() string { return n.nc.Status().String() }),
+		ReadHeaderTimeout: 5 * time.Second}
+	return n, nil
+}
+
+// Endpoint is the admin API's base URL.
+func (n *Node) Endpoint() string { return n.endpoint }
+
+// Trader is the node's trading core.
+func (n *Node) Trader() *Trader { return n.trader }
+
+// Supervisor is the strategy's supervisor; nil without a strategy.
+func (n *Node) Supervisor() *Supervisor { return n.sup }
+
+// Run serves the admin API, joins the books, starts the strategy and runs
+// until ctx ends; then it stops the strategy, shuts the API down and drains
+// NATS. Every goroutine it starts has ended when it returns.
+func (n *Node) Run(ctx context.Context) error {
+	defer func() {
+		if err := n.drain(); err != nil {
+			n.log.Warn("NATS drain", "err", err)
+		}
+	}()
+	defer func() { _ = n.sub.Unsubscribe() }()
+	var wg sync.WaitGroup
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	serveErr := make(chan error, 1)
+	wg.Go(func() { serveErr <- n.srv.Serve(n.ln) })
+	wg.Go(func() {
+		if err := n.market.Run(runCtx); err != nil {
+			n.log.Error("market data", "err", err)
+			stop()
+		}
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	endpoint := "http://" + ln.Addr().String()
-	if c.EndpointFile != "" {
-		if err := os.WriteFile(c.EndpointFile+".tmp", []byte(endpoint), 0o600); err != nil {
-			return err
+	wg.Go(func() {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-tick.C:
+				n.trader.CheckFeeds(n.cfg.feedStale())
+			}
 		}
-		if err := os.Rename(c.EndpointFile+".tmp", c.EndpointFile); err != nil {
-			return err
+	})
+	if n.sup != nil {
+		wg.Go(func() { n.sup.Run(runCtx) })
+	}
+	var err error
+	if n.cfg.EndpointFile != "" {
+		if err = writeAtomic(n.cfg.EndpointFile, n.endpoint); err != nil {
+			stop()
 		}
 	}
-	log.Info("node running", "admin", endpoint, "instruments", len(c.Instruments))
-	<-ctx.Done()
+	n.log.Info("node running", "admin", n.endpoint, "instruments", len(n.cfg.Instruments), "strategy", n.sup != nil)
+	select {
+	case <-runCtx.Done():
+	case err = <-serveErr:
+		stop()
+	}
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(shut)
-	if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	_ = n.srv.Shutdown(shut)
+	wg.Wait()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+func writeAtomic(path, content string) error {
+	if err := os.WriteFile(path+".tmp", []byte(content), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+// rateLimited logs at most one market-data problem per interval, with the
+// number suppressed since; the metric counts every one.
+func rateLimited(log *slog.Logger, every time.Duration) func(error) {
+	var mu sync.Mutex
+	var last time.Time
+	suppressed := 0
+	return func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) < every {
+			suppressed++
+			return
+		}
+		log.Warn("market data", "err", err, "suppressed", suppressed)
+		last, suppressed = time.Now(), 0
+	}
 }

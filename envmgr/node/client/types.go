@@ -1,0 +1,89 @@
+package client
+
+import "time"
+
+// The order API's JSON. Decimals are strings ("0.001", "97123.45") so that
+// no language's float parsing touches a price or a quantity.
+
+// OrderRequest places an order.
+type OrderRequest struct {
+	ClientID    string `json:"client_id,omitempty"` // the strategy's own reference, echoed back
+	Venue       string `json:"venue"`
+	Symbol      string `json:"symbol"`
+	Side        string `json:"side"`                    // buy | sell
+	Type        string `json:"type"`                    // limit | market
+	TimeInForce string `json:"time_in_force,omitempty"` // gtc (default for limit) | ioc
+	Qty         string `json:"qty"`
+	Price       string `json:"price,omitempty"` // limit orders only
+}
+
+// CancelRequest cancels an open order.
+type CancelRequest struct {
+	ID uint64 `json:"id"`
+}
+
+// Order statuses.
+const (
+	StatusOpen            = "open" // resting, nothing filled
+	StatusPartiallyFilled = "partially_filled"
+	StatusFilled          = "filled"
+	StatusCancelled       = "cancelled" // by request, halt, IOC remainder or no liquidity
+	StatusRejected        = "rejected"
+)
+
+// Order is an order's state, as replies and order events carry it.
+type Order struct {
+	ID          uint64    `json:"id"`
+	ClientID    string    `json:"client_id,omitempty"`
+	Venue       string    `json:"venue"`
+	Symbol      string    `json:"symbol"`
+	Side        string    `json:"side"`
+	Type        string    `json:"type"`
+	TimeInForce string    `json:"time_in_force"`
+	Qty         string    `json:"qty"`
+	Price       string    `json:"price,omitempty"`
+	Filled      string    `json:"filled"`
+	AvgPrice    string    `json:"avg_price,omitempty"`
+	Fees        string    `json:"fees"`
+	Status      string    `json:"status"`
+	Code        string    `json:"code,omitempty"`   // why it was rejected or cancelled
+	Reason      string    `json:"reason,omitempty"` // the human reason
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Fill is one execution, published on env.<name>.fills.
+type Fill struct {
+	OrderID     uint64    `json:"order_id"`
+	ClientID    string    `json:"client_id,omitempty"`
+	Venue       string    `json:"venue"`
+	Symbol      string    `json:"symbol"`
+	Side        string    `json:"side"`
+	Qty         string    `json:"qty"`
+	Price       string    `json:"price"`
+	Fee         string    `json:"fee"`
+	FeeCurrency string    `json:"fee_currency"`
+	Liquidity   string    `json:"liquidity"` // maker | taker
+	MarketSeq   uint64    `json:"market_seq"`
+	Time        time.Time `json:"time"`
+}
+
+// RiskEvent is published on env.<name>.risk.
+type RiskEvent struct {
+	Type     string    `json:"type"` // rejected | halted | resumed | venue_unhealthy | venue_healthy
+	Code     string    `json:"code,omitempty"`
+	Reason   string    `json:"reason"`
+	Venue    string    `json:"venue,omitempty"`
+	Symbol   string    `json:"symbol,omitempty"`
+	OrderID  uint64    `json:"order_id,omitempty"`
+	ClientID string    `json:"client_id,omitempty"`
+	Time     time.Time `json:"time"`
+}
+
+// Reply answers every order API request.
+type Reply struct {
+	Order  *Order  `json:"order,omitempty"`
+	Orders []Order `json:"orders,omitempty"`
+	Code   string  `json:"code,omitempty"`
+	Error  string  `json:"error,omitempty"`
+}
