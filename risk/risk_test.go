@@ -100,7 +100,7 @@ func TestCheck(t *testing.T) {
 		{"mark exactly max age", []step{mark(0, "100000", 0)}, 10 * sec, Order{0, Buy, d("0.001")}, Accepted, ""},
 		{"stale mark, reducing", []step{mark(0, "100", 0), fill(0, Buy, "1", "100")}, 60 * sec, Order{0, Sell, d("1")}, Accepted, ""},
 		{"no rate for BTC quote", []step{mark(1, "0.05", 0)}, 0, Order{1, Buy, d("1")}, RejectNoRate, "no current USD rate for BTC, the quote currency of binance:ethbtc"},
-		{"configured rate", []step{mark(1, "0.05", 60 * sec), func(e *Engine) { e.SetRate("BTC", d("100000"), 0, false) }},
+		{"configured rate", []step{mark(1, "0.05", 60*sec), func(e *Engine) { e.SetRate("BTC", d("100000"), 0, false) }},
 			60 * sec, Order{1, Buy, d("0.2")}, Accepted, ""},
 		{"rate converts", []step{mark(1, "0.05", 0), func(e *Engine) { e.SetRate("BTC", d("100000"), 0, false) }},
 			0, Order{1, Buy, d("0.21")}, RejectPosition, "position 1,050 USD"},

@@ -36,6 +36,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	stateDir := fs.String("state-dir", ".state", "local state (NATS JetStream data, node directories)")
 	apiListen := fs.String("api-listen", "127.0.0.1:8090", "environment manager API listen address")
 	example := fs.String("example", "examples/.dev-env.yaml", "environment to create once everything runs (empty: none)")
+	source := fs.String("source-dir", ".", "repository checkout that strategy paths in .dev-env.yaml are relative to")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	var sf simFlags
 	sf.register(fs)
@@ -99,7 +100,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		envStarted.Store(true)
 		go func() {
 			defer close(envExited)
-			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens, AuthDir: *stateDir + "/nats-auth"}, log,
+			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens, AuthDir: *stateDir + "/nats-auth", SourceDir: *source}, log,
 				func(es envdaemon.Started) {
 					obs := filepath.Join(*stateDir, "nats-auth", natsauth.ObserverCredsFile)
 					fmt.Fprintf(stdout, `paddock is running on embedded defaults (Ctrl-C stops everything).
@@ -121,7 +122,7 @@ Manage environments:
   go run ./cmd/paddock env show example-mean-reversion
 `, s.Addr(), sf.rate, st.NATSURL, st.MetricsURL, st.MetricsURL, st.MetricsURL, es.APIURL, obs, obs, st.NATSURL, obs, es.APIURL, token)
 					if *example != "" {
-						go createExample(envCtx, es.APIURL, token, *example, stdout)
+						go createExample(envCtx, es.APIURL, token, *example, filepath.Join(*stateDir, "envs"), obs, stdout)
 					}
 				})
 		}()
@@ -137,7 +138,7 @@ Manage environments:
 }
 
 // createExample creates the example environment and reports when it is ready.
-func createExample(ctx context.Context, url, token, path string, stdout io.Writer) {
+func createExample(ctx context.Context, url, token, path, envsDir, observerCreds string, stdout io.Writer) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		fmt.Fprintf(stdout, "\nexample environment skipped: %v\n", err)
@@ -155,7 +156,15 @@ func createExample(ctx context.Context, url, token, path string, stdout io.Write
 	}
 	_ = c.Watch(ctx, e.Name, func(x envmgr.Environment) bool {
 		if x.State == envmgr.StateReady {
-			fmt.Fprintf(stdout, "\nexample environment %s is ready: node admin %s\n", x.Name, x.Endpoint)
+			key := filepath.Join(envsDir, x.Name, "api-key")
+			fmt.Fprintf(stdout, `
+example environment %s is ready; its strategy trades on paper through the risk gate.
+  node admin API   %s   (API key in %s; the admin key, needed to resume a halt, beside it)
+    curl -H "Authorization: Bearer $(cat %s)" %s/v1/status
+    curl -H "Authorization: Bearer $(cat %s)" %s/v1/pnl        (also /v1/positions /v1/orders /v1/fills /v1/risk /metrics)
+  its orders, fills and risk events:
+    go run ./cmd/paddock tap -nats-creds %s 'env.%s.*'
+`, x.Name, x.Endpoint, key, key, x.Endpoint, key, x.Endpoint, observerCreds, x.Name)
 			return false
 		}
 		if x.State == envmgr.StateFailed {

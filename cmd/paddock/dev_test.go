@@ -3,8 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -58,5 +64,83 @@ func TestDevStartsAndStopsCleanly(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("dev did not stop within 15s")
+	}
+}
+
+// TestDevRunsTheExampleEndToEnd is `make run` with the example environment:
+// the manager provisions a node (this test binary as `paddock node`), which
+// builds and supervises the example strategy; the strategy's orders pass the
+// risk gate and fill on paper against the simulator's book. On interrupt
+// everything stops and no process is left behind.
+func TestDevRunsTheExampleEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example strategy")
+	}
+	// Children of this process (the node) act as the paddock binary.
+	t.Setenv("PADDOCK_TEST_AS_PADDOCK", "1")
+	state := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"dev", "-nats-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0", "-api-listen", "127.0.0.1:0",
+			"-state-dir", state, "-rate", "200", "-example", "../../examples/.dev-env.yaml", "-source-dir", "../.."}, &out, &out)
+	}()
+	wait := func(what string, limit time.Duration, cond func() bool) {
+		t.Helper()
+		deadline := time.After(limit)
+		tick := time.NewTicker(50 * time.Millisecond) // polls: the system runs in other goroutines and processes
+		defer tick.Stop()
+		for !cond() {
+			select {
+			case err := <-done:
+				t.Fatalf("dev exited early: %v\n%s", err, out.String())
+			case <-deadline:
+				t.Fatalf("timed out waiting for %s:\n%s", what, out.String())
+			case <-tick.C:
+			}
+		}
+	}
+	wait("the example environment", 90*time.Second, func() bool {
+		return strings.Contains(out.String(), "example environment example-mean-reversion is ready")
+	})
+	dir := filepath.Join(state, "envs", "example-mean-reversion")
+	key, _ := os.ReadFile(filepath.Join(dir, "api-key"))
+	ep, _ := os.ReadFile(filepath.Join(dir, "endpoint"))
+	var st struct {
+		Strategy struct {
+			Running bool `json:"running"`
+			PID     int  `json:"pid"`
+		} `json:"strategy"`
+		OpenOrders  int `json:"open_orders"`
+		RecentFills int `json:"recent_fills"`
+	}
+	wait("the strategy's first fill", 60*time.Second, func() bool {
+		req, _ := http.NewRequest("GET", string(ep)+"/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Strategy.Running && st.RecentFills > 0
+	})
+	nodePID, _ := os.ReadFile(filepath.Join(dir, "node.pid"))
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("dev: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev did not stop within 30s")
+	}
+	for _, pid := range []string{strings.TrimSpace(string(nodePID)), strconv.Itoa(st.Strategy.PID)} {
+		if n, _ := strconv.Atoi(pid); n > 0 && syscall.Kill(n, 0) == nil {
+			if stat, err := os.ReadFile("/proc/" + pid + "/stat"); err == nil && !strings.Contains(string(stat), ") Z ") {
+				t.Errorf("process %s still running after dev stopped", pid)
+			}
+		}
 	}
 }

@@ -24,6 +24,7 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 	tokens := fs.String("tokens", envDefault("PADDOCK_TOKENS", ""), "API tokens file: tokens: [{name, role, sha256}] [PADDOCK_TOKENS]")
 	stateDir := fs.String("state-dir", ".state", "local state: node directories")
 	authDir := fs.String("auth-dir", envDefault("PADDOCK_NATS_AUTH_DIR", ""), "NATS authority directory (operator/JWT mode): the manager connects as its user and issues node credentials [PADDOCK_NATS_AUTH_DIR]")
+	source := fs.String("source-dir", envDefault("PADDOCK_SOURCE_DIR", "."), "repository checkout that strategy paths in .dev-env.yaml are relative to [PADDOCK_SOURCE_DIR]")
 	replicas := fs.Int("replicas", 1, "JetStream replicas of the environment store (3 on a production cluster)")
 	every := fs.Duration("reconcile-every", 10*time.Second, "expiry and supervision interval")
 	level := fs.String("log-level", envDefault("PADDOCK_LOG_LEVEL", "info"), "debug, info, warn or error")
@@ -41,6 +42,6 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return daemon.Run(ctx, daemon.Config{NATSURL: *natsURL, NATSCreds: *creds, Listen: *listen, StateDir: *stateDir, Tokens: t, ReconcileEvery: *every, AuthDir: *authDir, Replicas: *replicas}, log,
+	return daemon.Run(ctx, daemon.Config{NATSURL: *natsURL, NATSCreds: *creds, Listen: *listen, StateDir: *stateDir, Tokens: t, ReconcileEvery: *every, AuthDir: *authDir, Replicas: *replicas, SourceDir: *source}, log,
 		func(s daemon.Started) { fmt.Fprintf(stderr, "environment manager API on %s\n", s.APIURL) })
 }

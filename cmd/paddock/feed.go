@@ -166,6 +166,10 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		case <-ctx.Done():
 			return nil
 		case msg := <-msgs:
+			if strings.HasPrefix(msg.Subject, "env.") { // environment events are JSON already
+				fmt.Fprintf(stdout, "%s %s\n", msg.Subject, msg.Data)
+				continue
+			}
 			m, err := proto.Decode(msg.Data)
 			if err != nil && !errors.Is(err, proto.ErrUnknownType) {
 				fmt.Fprintf(stdout, "%s: undecodable (%v): %x\n", msg.Subject, err, msg.Data)

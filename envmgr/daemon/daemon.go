@@ -38,6 +38,12 @@ type Config struct {
 	// internal/natsauth): the manager connects as its user and gives every
 	// node credentials scoped to its environment, revoked on destroy.
 	AuthDir string
+	// SourceDir is the repository checkout that strategy paths are relative
+	// to (see local.Config.SourceDir); empty runs nodes without strategies.
+	SourceDir string
+	// Strategy and paper-venue settings passed to every node.
+	USDRates         map[string]string
+	FeedStaleSeconds int
 }
 
 // Started is reported once the API listens.
@@ -86,7 +92,8 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	if err != nil {
 		return err
 	}
-	lc := local.Config{StateDir: filepath.Join(c.StateDir, "envs"), NATSURL: c.NATSURL, Command: c.NodeCommand, Logger: log}
+	lc := local.Config{StateDir: filepath.Join(c.StateDir, "envs"), NATSURL: c.NATSURL, Command: c.NodeCommand, Logger: log,
+		SourceDir: c.SourceDir, USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds}
 	if auth != nil {
 		sys, err := nats.Connect(c.NATSURL, nats.Name("paddock-envmgr-sys"), nats.UserCredentials(filepath.Join(c.AuthDir, natsauth.SystemCredsFile)))
 		if err != nil {

@@ -11,6 +11,8 @@ package local
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +30,7 @@ import (
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/node"
 	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/risk"
 )
 
 // Config configures the provisioner.
@@ -48,6 +51,17 @@ type Config struct {
 	// Revoke, when set, revokes a user minted by Credentials; Destroy calls it
 	// for every user the environment had.
 	Revoke func(ctx context.Context, userPub string) error
+	// SourceDir is the repository checkout that strategy paths in
+	// .dev-env.yaml are relative to. A strategy path naming a directory of Go
+	// code is built with `go build` into the node's directory; one naming an
+	// executable runs as is. Empty: nodes run without their strategy (tests
+	// of provisioning mechanics only).
+	SourceDir string
+	// Fees, USDRates and FeedStaleSeconds pass through to every node's
+	// configuration (see node.Config).
+	Fees             map[string]node.FeeConfig
+	USDRates         map[string]string
+	FeedStaleSeconds int
 }
 
 // Provisioner implements envmgr.StatusProvisioner. Safe for concurrent use;
@@ -111,6 +125,72 @@ func (p *Provisioner) endpointPath(name string) string {
 	return filepath.Join(p.dir(name), "endpoint")
 }
 func (p *Provisioner) credsPath(name string) string { return filepath.Join(p.dir(name), "node.creds") }
+
+// APIKeyPath is the file holding the environment's API key for its node's
+// admin API; AdminKeyPath the admin key (needed to resume a halt).
+func (p *Provisioner) APIKeyPath(name string) string { return p.apiKeyPath(name) }
+
+// AdminKeyPath: see APIKeyPath.
+func (p *Provisioner) AdminKeyPath(name string) string { return p.adminKeyPath(name) }
+
+func (p *Provisioner) apiKeyPath(name string) string { return filepath.Join(p.dir(name), "api-key") }
+func (p *Provisioner) adminKeyPath(name string) string {
+	return filepath.Join(p.dir(name), "admin-key")
+}
+
+// ensureKey writes a random key unless the file exists: keys survive a
+// re-provision, so a developer's key keeps working.
+func ensureKey(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(hex.EncodeToString(b)+"\n"), 0o600)
+}
+
+// strategy resolves the declared strategy against SourceDir: a directory
+// of Go code is built into the node's directory, an executable runs as is.
+func (p *Provisioner) strategy(ctx context.Context, name string, s *spec.Spec) (*node.StrategyConfig, error) {
+	src := filepath.Join(p.cfg.SourceDir, filepath.FromSlash(s.Strategy.Binary))
+	st, err := os.Stat(src)
+	if err != nil {
+		return nil, fmt.Errorf("%s not found under %s: %w", s.Strategy.Binary, p.cfg.SourceDir, err)
+	}
+	bin := src
+	if st.IsDir() {
+		bin = filepath.Join(p.dir(name), "strategy")
+		abs, err := filepath.Abs(src)
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+		cmd.Dir = abs
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build %s: %w\n%s", s.Strategy.Binary, err, out)
+		}
+	} else if st.Mode()&0o111 == 0 {
+		return nil, fmt.Errorf("%s is neither a directory of Go code nor an executable", s.Strategy.Binary)
+	}
+	abs, err := filepath.Abs(bin)
+	if err != nil {
+		return nil, err
+	}
+	c := &node.StrategyConfig{Command: []string{abs}, Dir: p.dir(name)}
+	if s.Strategy.Config != "" {
+		cfg, err := filepath.Abs(filepath.Join(p.cfg.SourceDir, filepath.FromSlash(s.Strategy.Config)))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(cfg); err != nil {
+			return nil, fmt.Errorf("config %s: %w", s.Strategy.Config, err)
+		}
+		c.Config = cfg
+	}
+	return c, nil
+}
 func (p *Provisioner) usersPath(name string) string { return filepath.Join(p.dir(name), "nats-users") }
 
 // mint writes fresh credentials for the node and records the user, so that
@@ -167,11 +247,31 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 	if err := os.MkdirAll(p.dir(e.Name), 0o700); err != nil {
 		return "", fmt.Errorf("provision %s: %w", e.Name, err)
 	}
-	c := node.Config{Name: e.Name, NATSURL: p.cfg.NATSURL, AdminListen: "127.0.0.1:0", EndpointFile: p.endpointPath(e.Name)}
+	c := node.Config{Name: e.Name, NATSURL: p.cfg.NATSURL, AdminListen: "127.0.0.1:0", EndpointFile: p.endpointPath(e.Name),
+		Risk: node.RiskConfig{MaxPositionUSD: s.Risk.MaxPositionUSD.String(), MaxDrawdownPct: s.Risk.MaxDrawdownPct.String(),
+			MaxOrderRate: s.Risk.MaxOrderRate.String(), StartingEquityUSD: s.Risk.StartingEquityUSD.String()},
+		Fees: p.cfg.Fees, USDRates: p.cfg.USDRates, FeedStaleSeconds: p.cfg.FeedStaleSeconds,
+		APIKeyFile: p.apiKeyPath(e.Name), AdminKeyFile: p.adminKeyPath(e.Name)}
+	if s.Risk.StartingEquityUSD.Mant == 0 {
+		c.Risk.StartingEquityUSD = spec.DefaultStartingEquityUSD.String()
+	}
 	for _, ex := range s.Exchanges {
 		for _, in := range ex.Instruments {
-			c.Instruments = append(c.Instruments, node.Instrument{Venue: ex.Venue, Symbol: in.Symbol})
+			q, _ := risk.QuoteOf(in.Written)
+			c.Instruments = append(c.Instruments, node.Instrument{Venue: ex.Venue, Symbol: in.Symbol, Quote: q})
 		}
+	}
+	for _, f := range []string{c.APIKeyFile, c.AdminKeyFile} {
+		if err := ensureKey(f); err != nil {
+			return "", fmt.Errorf("provision %s: %w", e.Name, err)
+		}
+	}
+	if p.cfg.SourceDir != "" {
+		st, err := p.strategy(ctx, e.Name, s)
+		if err != nil {
+			return "", fmt.Errorf("provision %s: strategy: %w", e.Name, err)
+		}
+		c.Strategy = st
 	}
 	if p.cfg.Credentials != nil {
 		inbox, err := p.mint(e, s)

@@ -105,7 +105,7 @@ func Start(c *Config, log *slog.Logger) (_ *Node, err error) {
 			client.EnvNATSCreds + "=" + c.NATSCreds, client.EnvInbox + "=" + c.InboxPrefix,
 			client.EnvInstruments + "=" + client.FormatInstruments(ins), client.EnvConfig + "=" + c.Strategy.Config,
 			client.EnvAdminURL + "=" + n.endpoint}
-		n.sup = NewSupervisor(c.Strategy, env, n.log, m)
+		n.sup = NewSupervisor(c.Strategy, env, log.With("env", c.Name), m)
 		n.trader.OnHalt, n.trader.OnResume = n.sup.Pause, n.sup.Resume
 	}
 	n.srv = &http.Server{Handler: adminHandler(n.trader, n.sup, k, reg, func() string { return n.nc.Status().String() }),

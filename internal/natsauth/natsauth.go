@@ -274,7 +274,8 @@ func push(ctx context.Context, nc *nats.Conn, accountJWT string) error {
 // ObserverUser may only read market data and health: for `paddock tap` and
 // dashboards.
 func ObserverUser() User {
-	return User{Name: "observer", Sub: []string{"market.>", "_INBOX.>"}, Pub: []string{"market.snapshot.>"}}
+	return User{Name: "observer", Sub: []string{"market.>", "_INBOX.>", "env.*.orders", "env.*.fills", "env.*.risk"},
+		Pub: []string{"market.snapshot.>"}}
 }
 
 // WriteCreds mints u into a .creds file (0600) and returns the user's
