@@ -8,7 +8,7 @@ BENCHTIME ?= 1s
 # Packages whose benchmarks `make bench` runs, with ratios computed in one run.
 BENCH_PKGS ?= ./proto ./bench/wire ./feed/binance ./feed/book ./risk ./envmgr/node ./envmgr/natskv ./envmgr/local
 
-.PHONY: run test vet fmt-check go-test alloc-test js-test bench bench-e2e fuzz lint proto-gen
+.PHONY: run test vet fmt-check go-test alloc-test js-test tf-fmt tf-tools bench bench-e2e fuzz lint proto-gen
 
 ## run: the main job on embedded defaults (no cloud account, no internet):
 ## the venue simulator, the feed and its embedded NATS server, until Ctrl-C.
@@ -16,7 +16,30 @@ run:
 	$(GO) run ./cmd/paddock dev
 
 ## test: everything CI checks.
-test: vet fmt-check go-test alloc-test js-test
+test: vet fmt-check tf-fmt go-test alloc-test js-test
+
+# Terraform for the provisioner's tests: tofu or terraform from PATH, else
+# Terraform built from source into .tools/ (once; seconds from the Go build
+# cache later); the hashicorp/local provider built into a filesystem mirror,
+# so nothing is fetched from a registry. The mirror's version number only
+# names the entry: the provider is the module proxy's current source.
+TF_MIRROR := $(CURDIR)/.tools/tf-mirror
+TF_LOCAL  := $(CURDIR)/.tools/providers/terraform-provider-local
+export PADDOCK_TF_MIRROR := $(TF_MIRROR)
+export PADDOCK_TF_BINARY := $(shell command -v tofu || command -v terraform || echo $(TOOLS)/terraform)
+
+tf-tools:
+	@test -x "$(PADDOCK_TF_BINARY)" || GOBIN=$(TOOLS) $(GO) install github.com/hashicorp/terraform@v1.5.7
+	@test -x $(TF_LOCAL) || GOBIN=$(dir $(TF_LOCAL)) $(GO) install github.com/terraform-providers/terraform-provider-local@latest
+	@for host in registry.terraform.io registry.opentofu.org; do \
+	  d=$(TF_MIRROR)/$$host/hashicorp/local/0.0.1/linux_amd64; mkdir -p $$d; \
+	  cp -u $(TF_LOCAL) $$d/terraform-provider-local_v0.0.1; \
+	done
+
+# Terraform's own formatting check over modules/ and test modules.
+tf-fmt: tf-tools
+	TF_CLI_CONFIG_FILE=/dev/null $(PADDOCK_TF_BINARY) fmt -recursive -check -diff modules/
+	TF_CLI_CONFIG_FILE=/dev/null $(PADDOCK_TF_BINARY) fmt -recursive -check -diff envmgr/terraform/testdata/
 
 vet:
 	$(GO) vet ./...
@@ -25,7 +48,7 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-go-test:
+go-test: tf-tools
 	$(GO) test -race -count=1 ./...
 
 # Zero-allocation locks, without -race (its instrumentation allocates).

@@ -1,0 +1,88 @@
+locals {
+  name = "paddock-${var.env_name}"
+
+  # Every resource carries these; CreatedAt comes from a variable set once
+  # by the manager, so a second plan shows no changes.
+  tags = merge(var.extra_tags, {
+    Name        = local.name
+    Environment = "development"
+    EnvName     = var.env_name
+    PRNumber    = tostring(var.pr_number)
+    Owner       = var.owner
+    TTLHours    = tostring(var.ttl_hours)
+    CreatedAt   = var.created_at
+    AutoDestroy = "true"
+  })
+
+  secret_prefix = "/dev-envs/${var.env_name}/"
+}
+
+resource "aws_security_group" "node" {
+  name        = local.name
+  description = "paddock sandbox node ${var.env_name}: admin API from the developer VPN only; no SSH"
+  vpc_id      = var.vpc_id
+  tags        = local.tags
+}
+
+# The admin API, from the VPN only. There is deliberately no port 22 rule:
+# operators use SSM Session Manager.
+resource "aws_vpc_security_group_ingress_rule" "admin" {
+  security_group_id = aws_security_group.node.id
+  description       = "paddock node admin API from the developer VPN"
+  ip_protocol       = "tcp"
+  from_port         = var.admin_port
+  to_port           = var.admin_port
+  cidr_ipv4         = var.vpn_cidr
+  tags              = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "all" {
+  security_group_id = aws_security_group.node.id
+  description       = "NATS, the artifact store, Secrets Manager, SSM"
+  ip_protocol       = "-1"
+  cidr_ipv4         = "0.0.0.0/0"
+  tags              = local.tags
+}
+
+resource "aws_instance" "node" {
+  ami                    = var.ami_id
+  instance_type          = var.instance_type
+  subnet_id              = var.subnet_id
+  vpc_security_group_ids = [aws_security_group.node.id]
+  iam_instance_profile   = aws_iam_instance_profile.node.name
+
+  user_data_base64 = base64encode(templatefile("${path.module}/templates/user_data.sh.tftpl", {
+    env_name          = var.env_name
+    paddock_url       = var.paddock_url
+    paddock_sha256    = var.paddock_sha256
+    node_config_json  = var.node_config_json
+    nats_creds_secret = var.nats_creds_secret
+    api_key_secret    = "${local.secret_prefix}env-api-key"
+    admin_key_secret  = "${local.secret_prefix}admin-api-key"
+    admin_port        = var.admin_port
+  }))
+  user_data_replace_on_change = true
+
+  metadata_options {
+    http_tokens                 = "required" # IMDSv2 only
+    http_endpoint               = "enabled"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_type = "gp3"
+    volume_size = 30
+    iops        = 3000
+    encrypted   = true
+    tags        = local.tags
+  }
+
+  tags        = local.tags
+  volume_tags = null
+}
+
+# Stop and start without destroying: an environment stop sets running=false.
+resource "aws_ec2_instance_state" "node" {
+  instance_id = aws_instance.node.id
+  state       = var.running ? "running" : "stopped"
+}
