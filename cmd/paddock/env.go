@@ -243,6 +243,14 @@ func waitFor(ctx context.Context, c *api.Client, name string, want envmgr.State,
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last envmgr.Environment
+	if output == "table" {
+		c.Progress = func(p envmgr.ProgressEvent) { // Terraform's resources, live
+			if p.Resource == "" && p.Type != "change_summary" && p.Level != "error" {
+				return
+			}
+			fmt.Fprintf(stdout, "%s    %s: %s\n", p.Time.Local().Format("15:04:05"), p.Op, p.Message)
+		}
+	}
 	err := c.Watch(ctx, name, func(e envmgr.Environment) bool {
 		last = e
 		if output == "table" {

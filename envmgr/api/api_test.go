@@ -28,8 +28,9 @@ strategy: {binary: strategies/x}
 `
 
 type fixture struct {
-	srv   *httptest.Server
-	store *natskv.Store
+	srv      *httptest.Server
+	store    *natskv.Store
+	progress *envmgr.ProgressHub
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -48,9 +49,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	s := New(envmgr.NewManager(store, nil, nil), store, tokens, ConnectInfo{NATSURL: ns.ClientURL()}, nil)
+	hub := envmgr.NewProgressHub()
+	s.SetProgress(hub)
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, store: store}
+	return &fixture{srv: srv, store: store, progress: hub}
 }
 
 func (f *fixture) do(t *testing.T, method, path, token string, body any) (int, map[string]any) {
@@ -220,5 +223,59 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	sort.Strings(served)
 	if strings.Join(documented, "\n") != strings.Join(served, "\n") {
 		t.Fatalf("OpenAPI and server disagree:\ndocumented:\n%s\nserved:\n%s", strings.Join(documented, "\n"), strings.Join(served, "\n"))
+	}
+}
+
+// TestProgressOnTheEventsStream: a provisioner's progress reaches a
+// client's Watch beside the state changes.
+func TestProgressOnTheEventsStream(t *testing.T) {
+	f := newFixture(t)
+	f.do(t, "POST", "/v1/environments", "alice-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "prog")})
+	got := make(chan envmgr.ProgressEvent, 1)
+	c := &Client{BaseURL: f.srv.URL, Token: "alice-token", Progress: func(p envmgr.ProgressEvent) { got <- p }}
+	done := make(chan error, 1)
+	states := make(chan envmgr.State, 4)
+	go func() {
+		done <- c.Watch(t.Context(), "prog", func(e envmgr.Environment) bool { states <- e.State; return e.State != envmgr.StateProvisioning })
+	}()
+	if s := <-states; s != envmgr.StateRequested {
+		t.Fatalf("first state %s", s)
+	}
+	// The watcher is subscribed once its first state arrived; publish until
+	// the event gets through (the subscription races the first publish).
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var p envmgr.ProgressEvent
+	deadline := time.After(10 * time.Second)
+wait:
+	for {
+		select {
+		case p = <-got:
+			break wait
+		case <-tick.C:
+			f.progress.Publish(envmgr.ProgressEvent{Env: "prog", Op: "apply", Type: "apply_start",
+				Message: "module.env.aws_instance.node: Creating...", Resource: "module.env.aws_instance.node"})
+		case <-deadline:
+			t.Fatal("no progress event")
+		}
+	}
+	if p.Op != "apply" || p.Resource != "module.env.aws_instance.node" {
+		t.Fatalf("progress %+v", p)
+	}
+	f.progress.Publish(envmgr.ProgressEvent{Env: "other", Message: "not for this watcher"})
+	e, rev, _ := f.store.Get(t.Context(), "prog")
+	_ = e.Move(envmgr.StateProvisioning, time.Now())
+	if _, err := f.store.Update(t.Context(), e, rev); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if p.Env != "prog" {
+			t.Fatalf("another environment's progress: %+v", p)
+		}
+	default:
 	}
 }

@@ -21,6 +21,9 @@ type Client struct {
 	BaseURL string
 	Token   string
 	HTTP    *http.Client
+	// Progress, when set, receives a provisioner's progress events during
+	// Watch (Terraform resources being created, say).
+	Progress func(envmgr.ProgressEvent)
 }
 
 // StatusError is a non-2xx response.
@@ -158,9 +161,21 @@ func (c *Client) Watch(ctx context.Context, name string, fn func(envmgr.Environm
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), spec.MaxFileBytes*4)
+	event := ""
 	for sc.Scan() {
+		if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+			event = ev
+			continue
+		}
 		data, ok := strings.CutPrefix(sc.Text(), "data: ")
 		if !ok {
+			continue
+		}
+		if event == "progress" {
+			var p envmgr.ProgressEvent
+			if c.Progress != nil && json.Unmarshal([]byte(data), &p) == nil {
+				c.Progress(p)
+			}
 			continue
 		}
 		var e envmgr.Environment

@@ -31,7 +31,13 @@ type Server struct {
 	mux    *http.ServeMux
 	// Connect describes how a node's strategy connects, for `env up --wait`.
 	connect ConnectInfo
+	// progress, when set, adds provisioners' progress to the events stream.
+	progress *envmgr.ProgressHub
 }
+
+// SetProgress streams a provisioner's progress events (event: progress)
+// beside the state changes on /events.
+func (s *Server) SetProgress(h *envmgr.ProgressHub) { s.progress = h }
 
 // ConnectInfo is what the API tells a developer about reaching the bus.
 type ConnectInfo struct {
@@ -261,6 +267,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, who envmgr.Actor
 	if err != nil {
 		return err
 	}
+	var progress <-chan envmgr.ProgressEvent
+	if s.progress != nil {
+		var stop func()
+		progress, stop = s.progress.Subscribe(name)
+		defer stop()
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
@@ -273,6 +285,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, who envmgr.Actor
 			return nil
 		case <-keepalive.C:
 			_, _ = io.WriteString(w, ": keepalive\n\n")
+			fl.Flush()
+		case p := <-progress:
+			b, _ := json.Marshal(p)
+			if _, err := fmt.Fprintf(w, "event: progress\ndata: %s\n\n", b); err != nil {
+				return nil
+			}
 			fl.Flush()
 		case e, ok := <-ch:
 			if !ok {

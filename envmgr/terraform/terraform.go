@@ -77,17 +77,7 @@ type Backend struct {
 
 // Progress is one event of a running operation, from Terraform's -json
 // stream.
-type Progress struct {
-	Env      string    `json:"env"`
-	Op       string    `json:"op"`   // init, plan, apply, destroy
-	Type     string    `json:"type"` // Terraform's: planned_change, apply_start, apply_progress, apply_complete, diagnostic, change_summary, ...
-	Level    string    `json:"level"`
-	Message  string    `json:"message"`
-	Resource string    `json:"resource,omitempty"`
-	Action   string    `json:"action,omitempty"`
-	Elapsed  float64   `json:"elapsed_seconds,omitempty"`
-	Time     time.Time `json:"time"`
-}
+type Progress = envmgr.ProgressEvent
 
 // Errors.
 var (
