@@ -1,18 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/paddockhq/paddock/envmgr/api"
 	"github.com/paddockhq/paddock/envmgr/daemon"
+	"github.com/paddockhq/paddock/envmgr/terraform"
+	"gopkg.in/yaml.v3"
 )
 
 func init() {
-	commands["envmgr"] = command{"run the environment manager (API, reconciler, local provisioner)", runEnvmgr}
+	commands["envmgr"] = command{"run the environment manager (API, reconciler; local or Terraform/AWS provisioner)", runEnvmgr}
 }
 
 func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
@@ -25,6 +29,7 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 	stateDir := fs.String("state-dir", ".state", "local state: node directories")
 	authDir := fs.String("auth-dir", envDefault("PADDOCK_NATS_AUTH_DIR", ""), "NATS authority directory (operator/JWT mode): the manager connects as its user and issues node credentials [PADDOCK_NATS_AUTH_DIR]")
 	source := fs.String("source-dir", envDefault("PADDOCK_SOURCE_DIR", "."), "repository checkout that strategy paths in .dev-env.yaml are relative to [PADDOCK_SOURCE_DIR]")
+	awsFile := fs.String("aws-config", envDefault("PADDOCK_AWS_CONFIG", ""), "provision on AWS with the Terraform module, as this YAML file describes (see README); default: local processes [PADDOCK_AWS_CONFIG]")
 	replicas := fs.Int("replicas", 1, "JetStream replicas of the environment store (3 on a production cluster)")
 	every := fs.Duration("reconcile-every", 10*time.Second, "expiry and supervision interval")
 	level := fs.String("log-level", envDefault("PADDOCK_LOG_LEVEL", "info"), "debug, info, warn or error")
@@ -42,6 +47,62 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return daemon.Run(ctx, daemon.Config{NATSURL: *natsURL, NATSCreds: *creds, Listen: *listen, StateDir: *stateDir, Tokens: t, ReconcileEvery: *every, AuthDir: *authDir, Replicas: *replicas, SourceDir: *source}, log,
+	var awsCfg *daemon.AWSConfig
+	if *awsFile != "" {
+		if awsCfg, err = loadAWSConfig(*awsFile); err != nil {
+			return err
+		}
+	}
+	return daemon.Run(ctx, daemon.Config{AWS: awsCfg, NATSURL: *natsURL, NATSCreds: *creds, Listen: *listen, StateDir: *stateDir, Tokens: t, ReconcileEvery: *every, AuthDir: *authDir, Replicas: *replicas, SourceDir: *source}, log,
 		func(s daemon.Started) { fmt.Fprintf(stderr, "environment manager API on %s\n", s.APIURL) })
+}
+
+// awsFile is the -aws-config file.
+type awsFile struct {
+	TerraformBinary string            `yaml:"terraform_binary"` // default: tofu or terraform on PATH
+	Module          string            `yaml:"module"`           // default modules/dev-trading-env
+	PluginMirror    string            `yaml:"plugin_mirror"`
+	S3Bucket        string            `yaml:"state_s3_bucket"` // default: local state under -state-dir
+	S3KeyPrefix     string            `yaml:"state_s3_key_prefix"`
+	Region          string            `yaml:"region"`
+	Endpoint        string            `yaml:"endpoint"`
+	VPCID           string            `yaml:"vpc_id"`
+	SubnetID        string            `yaml:"subnet_id"`
+	VPNCIDR         string            `yaml:"vpn_cidr"`
+	AMI             string            `yaml:"ami_id"`
+	InstanceType    string            `yaml:"instance_type"`
+	PaddockURL      string            `yaml:"paddock_url"`
+	PaddockSHA256   string            `yaml:"paddock_sha256"`
+	NodeNATSURL     string            `yaml:"node_nats_url"`
+	RecoveryDays    int               `yaml:"secrets_recovery_days"`
+	Tags            map[string]string `yaml:"tags"`
+}
+
+func loadAWSConfig(path string) (*daemon.AWSConfig, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f awsFile
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for name, v := range map[string]string{"vpc_id": f.VPCID, "subnet_id": f.SubnetID, "vpn_cidr": f.VPNCIDR, "ami_id": f.AMI,
+		"paddock_url": f.PaddockURL, "paddock_sha256": f.PaddockSHA256, "node_nats_url": f.NodeNATSURL, "region": f.Region} {
+		if v == "" {
+			return nil, fmt.Errorf("%s: %s is required", path, name)
+		}
+	}
+	if f.Module == "" {
+		f.Module = "modules/dev-trading-env"
+	}
+	return &daemon.AWSConfig{
+		Terraform: terraform.Config{Binary: f.TerraformBinary, ModuleDir: f.Module, PluginMirror: f.PluginMirror,
+			Backend: terraform.Backend{S3Bucket: f.S3Bucket, S3KeyPrefix: f.S3KeyPrefix, S3Region: f.Region, S3Endpoint: f.Endpoint}},
+		Region: f.Region, Endpoint: f.Endpoint, VPCID: f.VPCID, SubnetID: f.SubnetID, VPNCIDR: f.VPNCIDR, AMI: f.AMI,
+		InstanceType: f.InstanceType, PaddockURL: f.PaddockURL, PaddockSHA256: f.PaddockSHA256, NodeNATSURL: f.NodeNATSURL,
+		RecoveryDays: f.RecoveryDays, ExtraTags: f.Tags,
+	}, nil
 }

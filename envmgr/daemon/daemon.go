@@ -44,6 +44,9 @@ type Config struct {
 	// Strategy and paper-venue settings passed to every node.
 	USDRates         map[string]string
 	FeedStaleSeconds int
+	// AWS, when set, provisions environments on AWS through the Terraform
+	// module instead of as local processes.
+	AWS *AWSConfig
 }
 
 // Started is reported once the API listens.
@@ -116,13 +119,41 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		}
 		lc.Revoke = func(ctx context.Context, pub string) error { return auth.Revoke(ctx, sys, pub) }
 	}
-	prov, err := local.New(lc)
-	if err != nil {
-		return err
+	hub := envmgr.NewProgressHub()
+	var prov envmgr.Provisioner
+	if c.AWS != nil {
+		ac := *c.AWS
+		ac.Terraform.Logger = log
+		ac.Terraform.Audit = func(ctx context.Context, r envmgr.AuditRecord) {
+			if err := store.AppendAudit(ctx, r); err != nil {
+				log.Error("audit write failed", "env", r.Env, "err", err)
+			}
+		}
+		if ac.Terraform.StateDir == "" {
+			ac.Terraform.StateDir = filepath.Join(c.StateDir, "terraform")
+		}
+		if auth != nil && lc.Credentials != nil {
+			mint := lc.Credentials
+			ac.MintNATSCreds = func(e envmgr.Environment, s *spec.Spec) ([]byte, error) {
+				creds, _, _, err := mint(e, s)
+				return creds, err
+			}
+		}
+		ap, err := newAWSProvisioner(ctx, ac, hub)
+		if err != nil {
+			return err
+		}
+		prov = ap
+	} else {
+		lp, err := local.New(lc)
+		if err != nil {
+			return err
+		}
+		// Nodes are stopped when the manager stops, so nothing is left behind;
+		// their environments stay ready and a restarted manager starts them.
+		defer lp.StopAll(context.Background())
+		prov = lp
 	}
-	// Nodes are stopped when the manager stops, so nothing is left behind;
-	// their environments stay ready and a restarted manager starts them.
-	defer prov.StopAll(context.Background())
 
 	mgr := envmgr.NewManager(store, nil, log)
 	rec := envmgr.NewReconciler(store, prov, nil, log)
@@ -130,7 +161,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	if err != nil {
 		return fmt.Errorf("API listener %s: %w", c.Listen, err)
 	}
-	srv := &http.Server{Handler: api.New(mgr, store, c.Tokens, api.ConnectInfo{NATSURL: c.NATSURL}, log), ReadHeaderTimeout: 5 * time.Second}
+	apiSrv := api.New(mgr, store, c.Tokens, api.ConnectInfo{NATSURL: c.NATSURL}, log)
+	apiSrv.SetProgress(hub)
+	srv := &http.Server{Handler: apiSrv, ReadHeaderTimeout: 5 * time.Second}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
 
