@@ -1,0 +1,135 @@
+package terraform
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-exec/tfexec"
+)
+
+// TestModuleAgainstMoto is `make test-module`: modules/dev-trading-env's
+// example root module with the real AWS provider (PADDOCK_TF_AWS_PROVIDER,
+// a binary built from source and cached outside the repository) against
+// moto's server: validate, plan, apply, plan again (no changes), destroy.
+// It checks what moto cannot enforce by reading the plan: no port 22, a
+// Deny on /prod/* in the instance role's policy, the tags.
+func TestModuleAgainstMoto(t *testing.T) {
+	provider := os.Getenv("PADDOCK_TF_AWS_PROVIDER")
+	if provider == "" {
+		t.Skip("PADDOCK_TF_AWS_PROVIDER unset: `make test-module` runs this when the AWS provider is cached")
+	}
+	bin, _ := tools(t)
+	moto, err := exec.LookPath("moto_server")
+	if err != nil {
+		t.Skip("moto_server not on PATH")
+	}
+	// A mirror with the AWS provider beside the local one.
+	mirror := t.TempDir()
+	for _, host := range []string{"registry.terraform.io", "registry.opentofu.org"} {
+		d := filepath.Join(mirror, host, "hashicorp", "aws", "6.0.0", "linux_amd64")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(provider, filepath.Join(d, "terraform-provider-aws_v6.0.0")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := filepath.Join(mirror, "terraform.rc")
+	_ = os.WriteFile(rc, []byte(fmt.Sprintf("provider_installation {\n  filesystem_mirror {\n    path = %q\n  }\n}\n", mirror)), 0o600)
+
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	mc := exec.Command(moto, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	if err := mc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mc.Process.Kill(); _ = mc.Wait() })
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitFor(t, "moto", func() bool {
+		resp, err := http.Get(endpoint + "/moto-api/")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+
+	// Copy the module and its example, so .terraform and state stay out of
+	// the source tree.
+	work := t.TempDir()
+	if out, err := exec.Command("cp", "-r", "../../modules/dev-trading-env", work).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	dir := filepath.Join(work, "dev-trading-env", "examples")
+	tf, err := tfexec.NewTerraform(dir, bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"TF_CLI_CONFIG_FILE": rc, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+		"AWS_REGION": "us-east-1", "CHECKPOINT_DISABLE": "1", "PATH": os.Getenv("PATH"), "HOME": os.Getenv("HOME")}
+	if err := tf.SetEnv(env); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := tf.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := tf.Validate(ctx); err != nil || !v.Valid {
+		t.Fatalf("validate: %v %+v", err, v)
+	}
+	vars := tfexec.Var("aws_endpoint=" + endpoint)
+	planFile := filepath.Join(dir, "tfplan")
+	start := time.Now()
+	if _, err := tf.Plan(ctx, vars, tfexec.Out(planFile)); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := tf.ShowPlanFile(ctx, planFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(plan)
+	planJSON := string(raw)
+	for _, want := range []string{`"http_tokens":"required"`, `"encrypted":true`, `"volume_type":"gp3"`, `"AutoDestroy":"true"`,
+		`"EnvName":"example-mean-reversion"`, `"CreatedAt":"2026-11-23T00:00:00Z"`, `"CostCenter":"strategy-research"`, `"from_port":8080`} {
+		if !strings.Contains(planJSON, want) {
+			t.Errorf("plan lacks %s", want)
+		}
+	}
+	if strings.Contains(planJSON, `"from_port":22`) || strings.Contains(planJSON, `"to_port":22`) {
+		t.Error("the plan opens port 22")
+	}
+	if err := tf.Apply(ctx, tfexec.DirOrPlan(planFile)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("plan + apply against the emulator: %v", time.Since(start))
+	outs, err := tf.Output(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var policy string
+	_ = json.Unmarshal(outs["secrets_policy_json"].Value, &policy)
+	if !strings.Contains(policy, `"Effect": "Deny"`) || !strings.Contains(policy, `:secret:/prod/*`) {
+		t.Fatalf("the secrets policy does not deny /prod/*:\n%s", policy)
+	}
+	changed, err := tf.Plan(ctx, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed {
+		t.Error("a second plan shows changes (a perpetual diff)")
+	}
+	start = time.Now()
+	if err := tf.Destroy(ctx, vars); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("destroy against the emulator: %v", time.Since(start))
+}
