@@ -90,4 +90,3 @@ func TestS3Backend(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
