@@ -48,8 +48,7 @@ func TestFillsAtPricesTheBookJustifies(t *testing.T) {
 		if i == 1 {
 			wantQty = halfQty
 		}
-		n, _ := risk.Dec(asks[i].Price).MulDec(proto.Decimal{Mant: 1})
-		n, _ = wantQty.MulDec(asks[i].Price)
+		n, _ := wantQty.MulDec(asks[i].Price)
 		fee, _ := n.MulDec(proto.Decimal{Mant: 1, Exp: -3}) // binance spot taker 0.1%
 		if d, _ := proto.ParseDecimal(f.Price); d.Cmp(asks[i].Price) != 0 || risk.Dec(mustDec(f.Qty)).Cmp(wantQty) != 0 ||
 			f.Liquidity != "taker" || f.Fee != fee.String() || f.ClientID != "walk" {

@@ -207,7 +207,7 @@ func decide(cfg Config, in client.Instrument, s *state) (*client.OrderRequest, [
 	ask, _ := strconv.ParseFloat(s.ask.String(), 64)
 	dev := ((bid+ask)/2 - s.ema) / s.ema * 1e4
 	req := &client.OrderRequest{Venue: in.Venue, Symbol: in.Symbol, Qty: s.cfg.Qty, Type: cfg.OrderType}
-	next := s.pos
+	var next risk.Amount
 	switch {
 	case dev < -cfg.ThresholdBps: // below the average: buy, expecting a move back up
 		req.Side, req.Price = "buy", s.bid.String()
