@@ -4,61 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/paddockhq/paddock/internal/mototest"
 )
 
 // These tests run against moto's server, a real AWS API emulator, started
 // here when moto_server is on PATH. moto does not enforce IAM, which is why
 // the /prod/ guarantee lives in code (Guard) and is tested here without AWS.
-
-// startMoto starts moto_server on a free port and points the AWS SDK at it.
-func startMoto(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto_server not on PATH (pip install 'moto[server]'): skipping the Secrets Manager tests")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for { // polls: moto starts in another process
-		resp, err := http.Get(url + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("moto_server did not start: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
-	return url
-}
 
 // counting wraps the real client to count calls: the guard must refuse
 // before any of them.
@@ -111,7 +67,7 @@ func TestGuard(t *testing.T) {
 }
 
 func TestSecretsAgainstMoto(t *testing.T) {
-	url := startMoto(t)
+	url := mototest.Start(t)
 	ctx := t.Context()
 	cl, err := NewClient(ctx, "us-east-1", url)
 	if err != nil {
@@ -192,7 +148,7 @@ func TestRecoveryWindow(t *testing.T) {
 	if _, err := New(nil, 3, nil); err == nil {
 		t.Fatal("3-day window accepted")
 	}
-	url := startMoto(t)
+	url := mototest.Start(t)
 	cl, err := NewClient(t.Context(), "us-east-1", url)
 	if err != nil {
 		t.Fatal(err)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
+	"github.com/paddockhq/paddock/internal/mototest"
 )
 
 // TestModuleAgainstMoto is `make test-module`: modules/dev-trading-env's
@@ -28,10 +27,6 @@ func TestModuleAgainstMoto(t *testing.T) {
 		t.Skip("PADDOCK_TF_AWS_PROVIDER unset: `make test-module` runs this when the AWS provider is cached")
 	}
 	bin, _ := tools(t)
-	moto, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto_server not on PATH")
-	}
 	// A mirror with the AWS provider beside the local one.
 	mirror := t.TempDir()
 	for _, host := range []string{"registry.terraform.io", "registry.opentofu.org"} {
@@ -46,22 +41,7 @@ func TestModuleAgainstMoto(t *testing.T) {
 	rc := filepath.Join(mirror, "terraform.rc")
 	_ = os.WriteFile(rc, []byte(fmt.Sprintf("provider_installation {\n  filesystem_mirror {\n    path = %q\n  }\n}\n", mirror)), 0o600)
 
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	mc := exec.Command(moto, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := mc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = mc.Process.Kill(); _ = mc.Wait() })
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(t, "moto", func() bool {
-		resp, err := http.Get(endpoint + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
+	endpoint := mototest.Start(t)
 
 	// Copy the module and its example, so .terraform and state stay out of
 	// the source tree.

@@ -1,18 +1,16 @@
 package terraform
 
 import (
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/internal/mototest"
 )
 
 // TestS3Backend: with an S3 backend, each environment's state is its own
@@ -20,26 +18,7 @@ import (
 // the same state (no second instance). S3 is moto's, started here.
 func TestS3Backend(t *testing.T) {
 	bin, mirror := tools(t)
-	moto, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Skip("moto_server not on PATH")
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	mc := exec.Command(moto, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
-	if err := mc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = mc.Process.Kill(); _ = mc.Wait() })
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	waitFor(t, "moto", func() bool {
-		resp, err := http.Get(endpoint + "/moto-api/")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
+	endpoint := mototest.Start(t)
 	req, _ := http.NewRequest("PUT", endpoint+"/paddock-state", nil) // create the bucket
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("create bucket: %v %v", err, resp)
