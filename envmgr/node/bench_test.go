@@ -88,3 +88,33 @@ func TestBenchTraderPlaces(t *testing.T) {
 		t.Fatalf("%+v %+v", r, r.Order)
 	}
 }
+
+// TestMarketPathAllocs locks the node's per-tick work at zero allocations:
+// a trade print that fills nothing, and a book update with its mark and
+// drawdown evaluation (called, as the Market does, with the lock held).
+func TestMarketPathAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race; make test runs this without it")
+	}
+	tr := benchTrader(t)
+	msg, err := proto.AppendTrade(nil, &proto.Header{Venue: proto.VenueBinance, Seq: 1},
+		&proto.Trade{Price: proto.Decimal{Mant: 2712300, Exp: -2}, Qty: proto.Decimal{Mant: 1, Exp: -3}, TradeID: 1, Side: proto.SideBuy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv, err := proto.DecodeTrade(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := client.Instrument{Venue: "binance", Symbol: "btcusdt"}
+	b := tr.books[0]
+	delta := []proto.Level{{Price: proto.Decimal{Mant: 2712300, Exp: -2}, Qty: proto.Decimal{Mant: 2000, Exp: -3}}}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if n := testing.AllocsPerRun(200, func() { tr.onTrade(in, tv) }); n != 0 {
+		t.Errorf("a trade print allocates %.0f times", n)
+	}
+	if n := testing.AllocsPerRun(200, func() { tr.onBook(b, delta, nil) }); n != 0 {
+		t.Errorf("a book update allocates %.0f times", n)
+	}
+}

@@ -227,6 +227,9 @@ func (t *Trader) publish(kind string, v any) {
 // settle books fills in the risk gate, records and publishes them, and
 // halts the environment when a fill breached the drawdown limit.
 func (t *Trader) settle(fills []paper.Fill, marketSeq uint64) {
+	if len(fills) == 0 {
+		return // the common case for a trade print: nothing rests at its price
+	}
 	halted := false
 	now := t.now()
 	for _, f := range fills {
@@ -258,10 +261,13 @@ func (t *Trader) settle(fills []paper.Fill, marketSeq uint64) {
 			o.reservedRem = false // Fill released the last of it
 		}
 	}
-	seen := map[uint64]bool{}
-	for _, f := range fills {
-		if o := t.orders[f.Order.ID]; o != nil && !seen[o.ID] {
-			seen[o.ID] = true
+	// One order event per order, after all its fills; an order's fills are
+	// adjacent in the slice.
+	for i, f := range fills {
+		if i+1 < len(fills) && fills[i+1].Order == f.Order {
+			continue
+		}
+		if o := t.orders[f.Order.ID]; o != nil {
 			t.orderEvent(o)
 		}
 	}
