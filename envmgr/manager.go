@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/paddockhq/paddock/envmgr/spec"
@@ -212,4 +213,29 @@ func (m *Manager) audit(ctx context.Context, r AuditRecord) {
 		// rather than undoing it.
 		m.log.Error("audit write failed", "env", r.Env, "action", r.Action, "err", err)
 	}
+}
+
+// EnvLocks serializes a provisioner's operations per environment: two
+// operations on one environment never run at once, different environments
+// proceed in parallel. The zero value is ready to use; safe for concurrent
+// use.
+type EnvLocks struct {
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+// Lock locks name's operations and returns the unlock.
+func (l *EnvLocks) Lock(name string) func() {
+	l.mu.Lock()
+	if l.locks == nil {
+		l.locks = map[string]*sync.Mutex{}
+	}
+	m, ok := l.locks[name]
+	if !ok {
+		m = &sync.Mutex{}
+		l.locks[name] = m
+	}
+	l.mu.Unlock()
+	m.Lock()
+	return m.Unlock
 }

@@ -70,7 +70,7 @@ type Provisioner struct {
 	cfg   Config
 	log   *slog.Logger
 	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	locks envmgr.EnvLocks
 	procs map[string]*proc // nodes this process started
 }
 
@@ -103,20 +103,10 @@ func New(c Config) (*Provisioner, error) {
 		return nil, err
 	}
 	return &Provisioner{cfg: c, log: c.Logger.With("component", "provisioner", "backend", "local"),
-		locks: map[string]*sync.Mutex{}, procs: map[string]*proc{}}, nil
+		procs: map[string]*proc{}}, nil
 }
 
-func (p *Provisioner) lock(name string) func() {
-	p.mu.Lock()
-	l, ok := p.locks[name]
-	if !ok {
-		l = &sync.Mutex{}
-		p.locks[name] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (p *Provisioner) lock(name string) func() { return p.locks.Lock(name) }
 
 func (p *Provisioner) dir(name string) string        { return filepath.Join(p.cfg.StateDir, name) }
 func (p *Provisioner) configPath(name string) string { return filepath.Join(p.dir(name), "node.json") }

@@ -24,7 +24,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
@@ -90,8 +89,7 @@ var (
 type Provisioner struct {
 	cfg   Config
 	log   *slog.Logger
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	locks envmgr.EnvLocks
 	cli   string // the CLI config file, when a mirror is set
 }
 
@@ -144,7 +142,7 @@ func New(c Config) (*Provisioner, error) {
 	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Provisioner{cfg: c, log: c.Logger.With("component", "provisioner", "backend", "terraform"), locks: map[string]*sync.Mutex{}}
+	p := &Provisioner{cfg: c, log: c.Logger.With("component", "provisioner", "backend", "terraform")}
 	if c.PluginMirror != "" {
 		mirror, err := filepath.Abs(c.PluginMirror)
 		if err != nil {
@@ -160,17 +158,7 @@ func New(c Config) (*Provisioner, error) {
 	return p, nil
 }
 
-func (p *Provisioner) lock(name string) func() {
-	p.mu.Lock()
-	l, ok := p.locks[name]
-	if !ok {
-		l = &sync.Mutex{}
-		p.locks[name] = l
-	}
-	p.mu.Unlock()
-	l.Lock()
-	return l.Unlock
-}
+func (p *Provisioner) lock(name string) func() { return p.locks.Lock(name) }
 
 // Dir is an environment's working directory.
 func (p *Provisioner) Dir(name string) string { return filepath.Join(p.cfg.StateDir, name) }
