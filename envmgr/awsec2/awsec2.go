@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
@@ -31,22 +30,15 @@ type Instance struct {
 	Tags      map[string]string
 }
 
-// NewClient builds an EC2 client from the standard AWS configuration chain,
-// with an optional endpoint override for an emulator.
-func NewClient(ctx context.Context, region, endpoint string) (*ec2.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if region != "" {
-		opts = append(opts, config.WithRegion(region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
-	}
+// NewClient builds an EC2 client from an AWS configuration (the standard
+// chain, loaded once by the caller), with an optional endpoint override for
+// an emulator.
+func NewClient(cfg aws.Config, endpoint string) *ec2.Client {
 	return ec2.NewFromConfig(cfg, func(o *ec2.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
-	}), nil
+	})
 }
 
 // Find lists paddock's live sandbox nodes (AutoDestroy=true, not

@@ -14,12 +14,9 @@ import (
 // TestFindByTags runs against moto's server (a real EC2 API emulator),
 // started here when moto_server is on PATH.
 func TestFindByTags(t *testing.T) {
-	url := mototest.Start(t)
+	cfg, url := mototest.AWSConfig(t)
 	ctx := t.Context()
-	cl, err := NewClient(ctx, "us-east-1", url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := NewClient(cfg, url)
 	run := func(tags map[string]string) string {
 		var ts []ec2types.Tag
 		for k, v := range tags {

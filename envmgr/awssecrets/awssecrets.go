@@ -21,7 +21,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/paddockhq/paddock/proto"
@@ -85,23 +84,15 @@ func New(api API, recoveryDays int, log *slog.Logger) (*Store, error) {
 	return &Store{api: api, recovery: int64(recoveryDays), log: log.With("component", "secrets")}, nil
 }
 
-// NewClient builds a Secrets Manager client from the standard AWS
-// configuration chain (environment, shared files, instance role), with an
-// optional endpoint override for an emulator.
-func NewClient(ctx context.Context, region, endpoint string) (*secretsmanager.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	if region != "" {
-		opts = append(opts, config.WithRegion(region))
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("aws config: %w", err)
-	}
+// NewClient builds a Secrets Manager client from an AWS configuration
+// (config.LoadDefaultConfig: the standard chain of environment, shared files
+// and instance role), with an optional endpoint override for an emulator.
+func NewClient(cfg aws.Config, endpoint string) *secretsmanager.Client {
 	return secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
 		if endpoint != "" {
 			o.BaseEndpoint = aws.String(endpoint)
 		}
-	}), nil
+	})
 }
 
 // Keys are the references (names) of an environment's secrets.

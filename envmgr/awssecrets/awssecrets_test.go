@@ -67,13 +67,9 @@ func TestGuard(t *testing.T) {
 }
 
 func TestSecretsAgainstMoto(t *testing.T) {
-	url := mototest.Start(t)
+	cfg, url := mototest.AWSConfig(t)
 	ctx := t.Context()
-	cl, err := NewClient(ctx, "us-east-1", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := &counting{API: cl}
+	api := &counting{API: NewClient(cfg, url)}
 	s, err := New(api, 0, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -148,12 +144,8 @@ func TestRecoveryWindow(t *testing.T) {
 	if _, err := New(nil, 3, nil); err == nil {
 		t.Fatal("3-day window accepted")
 	}
-	url := mototest.Start(t)
-	cl, err := NewClient(t.Context(), "us-east-1", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := New(cl, 7, nil)
+	cfg, url := mototest.AWSConfig(t)
+	s, _ := New(NewClient(cfg, url), 7, nil)
 	if _, err := s.Provision(t.Context(), "e3", nil); err != nil {
 		t.Fatal(err)
 	}

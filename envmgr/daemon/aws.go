@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/awssecrets"
 	"github.com/paddockhq/paddock/envmgr/node"
@@ -41,11 +42,11 @@ type awsProvisioner struct {
 }
 
 func newAWSProvisioner(ctx context.Context, c AWSConfig, hub *envmgr.ProgressHub) (*awsProvisioner, error) {
-	sm, err := awssecrets.NewClient(ctx, c.Region, c.Endpoint)
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(c.Region))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("aws config: %w", err)
 	}
-	store, err := awssecrets.New(sm, c.RecoveryDays, c.Terraform.Logger)
+	store, err := awssecrets.New(awssecrets.NewClient(awsCfg, c.Endpoint), c.RecoveryDays, c.Terraform.Logger)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@
 package mototest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,9 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 )
 
 // Start starts moto_server on a free loopback port for the test, points the
@@ -53,4 +57,16 @@ func Start(tb testing.TB) string {
 		}
 	}
 	return url
+}
+
+// AWSConfig starts moto (Start) and returns the AWS configuration the
+// standard chain loads for it, with the endpoint to override.
+func AWSConfig(tb testing.TB) (aws.Config, string) {
+	tb.Helper()
+	url := Start(tb)
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cfg, url
 }
