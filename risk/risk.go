@@ -195,22 +195,6 @@ func (e *Engine) AddInstrument(in Instrument) (InstrumentID, error) {
 	return InstrumentID(len(e.inst) - 1), nil
 }
 
-// Lookup returns the id of a declared instrument.
-func (e *Engine) Lookup(venue, symbol string) (InstrumentID, bool) {
-	for i := range e.inst {
-		if e.inst[i].Venue == venue && e.inst[i].Symbol == symbol {
-			return InstrumentID(i), true
-		}
-	}
-	return 0, false
-}
-
-// Instruments returns how many instruments are declared; ids are 0..n-1.
-func (e *Engine) Instruments() int { return len(e.inst) }
-
-// InstrumentOf returns the declaration of id.
-func (e *Engine) InstrumentOf(id InstrumentID) Instrument { return e.inst[id].Instrument }
-
 func (e *Engine) venueIndex(name string) int {
 	for i, v := range e.venues {
 		if v.name == name {
@@ -254,9 +238,6 @@ func (e *Engine) SetVenueHealth(venue string, healthy bool, why string) {
 	i := e.venueIndex(venue)
 	e.venues[i].healthy, e.venues[i].why = healthy, why
 }
-
-// VenueHealthy reports a venue's health as last set.
-func (e *Engine) VenueHealthy(venue string) bool { return e.venues[e.venueIndex(venue)].healthy }
 
 // Halted reports whether the environment is halted, and why.
 func (e *Engine) Halted() (bool, string) { return e.halted, e.haltWhy }

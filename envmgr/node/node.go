@@ -119,9 +119,6 @@ func (n *Node) Endpoint() string { return n.endpoint }
 // Trader is the node's trading core.
 func (n *Node) Trader() *Trader { return n.trader }
 
-// Supervisor is the strategy's supervisor; nil without a strategy.
-func (n *Node) Supervisor() *Supervisor { return n.sup }
-
 // Run serves the admin API, joins the books, starts the strategy and runs
 // until ctx ends; then it stops the strategy, shuts the API down and drains
 // NATS. Every goroutine it starts has ended when it returns.

@@ -126,15 +126,6 @@ func NewMarket(nc *nats.Conn, instruments []Instrument, h Handlers) (*Market, er
 	return m, nil
 }
 
-// Books returns the books, for inspection from a handler.
-func (m *Market) Books() []*Book {
-	out := make([]*Book, 0, len(m.books))
-	for _, b := range m.books {
-		out = append(out, b)
-	}
-	return out
-}
-
 // Run subscribes, joins every book and delivers market data to the
 // handlers until ctx ends. All subscriptions feed one channel, so handlers
 // see one interleaving, in arrival order.
