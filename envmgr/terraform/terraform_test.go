@@ -286,9 +286,24 @@ func TestCrashChild(t *testing.T) {
 	r := newRig(t, dir, 10*time.Second)
 	r.setSlow("sleep 60")
 	var once sync.Once
+	// Signal once the slow resource is being created and Terraform has
+	// persisted the instance created before it (it writes state between
+	// resources, not at a fixed moment): the crash then lands mid-apply
+	// with the instance recorded, the case resume must not duplicate.
+	statePath := filepath.Join(r.p.Dir("crash"), "terraform.tfstate")
 	r.p.cfg.OnProgress = func(ev Progress) {
 		if ev.Op == "apply" && ev.Type == "apply_start" && strings.Contains(ev.Resource, "terraform_data.slow") {
-			once.Do(func() { fmt.Println("SLOW-STARTED") })
+			once.Do(func() {
+				go func() {
+					for { // polls: Terraform writes the file from its own process
+						if raw, err := os.ReadFile(statePath); err == nil && strings.Contains(string(raw), `"name": "node"`) {
+							fmt.Println("SLOW-STARTED")
+							return
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+				}()
+			})
 		}
 	}
 	_, _ = r.p.Provision(context.Background(), env("crash"), nil)
