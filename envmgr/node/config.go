@@ -38,8 +38,10 @@ type Config struct {
 	AdminKeyFile string `json:"admin_key_file"`
 	// FeedStaleSeconds: without a Status from the feed for this long, a
 	// venue counts as down; default 3.
-	FeedStaleSeconds int             `json:"feed_stale_seconds,omitempty"`
-	Strategy         *StrategyConfig `json:"strategy,omitempty"`
+	FeedStaleSeconds int `json:"feed_stale_seconds,omitempty"`
+	// StatusEverySeconds is the NodeStatus heartbeat's period; default 5.
+	StatusEverySeconds int             `json:"status_every_seconds,omitempty"`
+	Strategy           *StrategyConfig `json:"strategy,omitempty"`
 }
 
 // Instrument is one declared instrument.
@@ -192,6 +194,13 @@ func (c *Config) fees(venue string) (paper.Fees, error) {
 		return paper.Fees{}, fmt.Errorf("%w: fees.%s: maker and taker must be decimals", ErrConfig, venue)
 	}
 	return paper.Fees{Maker: m, Taker: t}, nil
+}
+
+func (c *Config) statusEvery() time.Duration {
+	if c.StatusEverySeconds <= 0 {
+		return 5 * time.Second
+	}
+	return time.Duration(c.StatusEverySeconds) * time.Second
 }
 
 func (c *Config) feedStale() time.Duration {

@@ -9,6 +9,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -161,12 +162,28 @@ func (n *Node) Run(ctx context.Context) error {
 			stop()
 		}
 	}
+	started := time.Now().UTC()
+	wg.Go(func() {
+		// The heartbeat: the first one is the node reporting ready.
+		n.publishStatus(client.NodeRunning, started)
+		tick := time.NewTicker(n.cfg.statusEvery())
+		defer tick.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-tick.C:
+				n.publishStatus(client.NodeRunning, started)
+			}
+		}
+	})
 	n.log.Info("node running", "admin", n.endpoint, "instruments", len(n.cfg.Instruments), "strategy", n.sup != nil)
 	select {
 	case <-runCtx.Done():
 	case err = <-serveErr:
 		stop()
 	}
+	n.publishStatus(client.NodeStopping, started)
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = n.srv.Shutdown(shut)
@@ -175,6 +192,36 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// publishStatus sends a NodeStatus heartbeat. A failed publish is logged:
+// the next beat retries, and the manager only needs one.
+func (n *Node) publishStatus(state string, started time.Time) {
+	st, _, _, _ := n.trader.Snapshot()
+	ns := client.NodeStatus{Env: n.cfg.Name, State: state, Admin: n.endpoint, StartedAt: started, Time: time.Now().UTC(),
+		Halted: st.Halted, Books: len(st.Books)}
+	for _, b := range st.Books {
+		if b.Live {
+			ns.BooksLive++
+		}
+	}
+	if n.sup != nil {
+		switch ss := n.sup.Status(); {
+		case ss.Paused:
+			ns.Strategy = "paused"
+		case ss.Running:
+			ns.Strategy = "running"
+		default:
+			ns.Strategy = "restarting"
+		}
+	}
+	raw, err := json.Marshal(ns)
+	if err == nil {
+		err = n.nc.Publish(client.StatusSubject(n.cfg.Name), raw)
+	}
+	if err != nil {
+		n.log.Warn("node status", "err", err)
+	}
 }
 
 func writeAtomic(path, content string) error {

@@ -33,6 +33,7 @@ type rig struct {
 	cl       *client.Client
 	node     *Node
 	stopFeed func()
+	stopNode func() // stops the node and waits for Run to return
 	apiKey   string
 	adminKey string
 	mu       sync.Mutex
@@ -97,12 +98,16 @@ func newRig(t *testing.T, mutate func(*Config)) *rig {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.node.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("node: %v", err)
-		}
-	})
+	var stopOnce sync.Once
+	r.stopNode = func() {
+		stopOnce.Do(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("node: %v", err)
+			}
+		})
+	}
+	t.Cleanup(r.stopNode)
 	r.nc = natstest.Connect(t, ns.ClientURL())
 	for kind, f := range map[string]func([]byte){
 		"risk": func(b []byte) {

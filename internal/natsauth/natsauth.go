@@ -274,7 +274,7 @@ func push(ctx context.Context, nc *nats.Conn, accountJWT string) error {
 // ObserverUser may only read market data and health: for `paddock tap` and
 // dashboards.
 func ObserverUser() User {
-	return User{Name: "observer", Sub: []string{"market.>", "_INBOX.>", "env.*.orders", "env.*.fills", "env.*.risk"},
+	return User{Name: "observer", Sub: []string{"market.>", "_INBOX.>", "env.*.orders", "env.*.fills", "env.*.risk", "env.*.node"},
 		Pub: []string{"market.snapshot.>"}}
 }
 

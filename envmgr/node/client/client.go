@@ -87,6 +87,9 @@ func FormatInstruments(ins []Instrument) string {
 func OrdersSubject(env, op string) string  { return "env." + env + ".orders." + op } // op: new, cancel, list
 func EventSubject(env, kind string) string { return "env." + env + "." + kind }      // kind: orders, fills, risk
 
+// StatusSubject carries the node's NodeStatus heartbeat.
+func StatusSubject(env string) string { return "env." + env + ".node" }
+
 // Client is a strategy's connection to its environment. Safe for concurrent
 // use.
 type Client struct {

@@ -87,3 +87,26 @@ type Reply struct {
 	Code   string  `json:"code,omitempty"`
 	Error  string  `json:"error,omitempty"`
 }
+
+// Node states in NodeStatus.
+const (
+	NodeRunning  = "running"
+	NodeStopping = "stopping"
+)
+
+// NodeStatus is the node's heartbeat on env.<name>.node: published when the
+// node starts serving, every few seconds while it runs and once when it
+// stops. The environment manager waits for the first one after provisioning
+// a remote node ("the node reports ready"); a missing heartbeat tells a dead
+// node from a quiet one.
+type NodeStatus struct {
+	Env       string    `json:"env"`
+	State     string    `json:"state"` // running | stopping
+	Admin     string    `json:"admin"` // the admin API as the node sees it
+	StartedAt time.Time `json:"started_at"`
+	Time      time.Time `json:"time"`
+	Halted    bool      `json:"halted"`
+	BooksLive int       `json:"books_live"`
+	Books     int       `json:"books"`
+	Strategy  string    `json:"strategy,omitempty"` // running | paused | restarting; empty without one
+}
