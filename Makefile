@@ -59,6 +59,7 @@ bench-tf: tf-tools
 tf-fmt: tf-tools
 	TF_CLI_CONFIG_FILE=/dev/null $(PADDOCK_TF_BINARY) fmt -recursive -check -diff modules/
 	TF_CLI_CONFIG_FILE=/dev/null $(PADDOCK_TF_BINARY) fmt -recursive -check -diff envmgr/terraform/testdata/
+	TF_CLI_CONFIG_FILE=/dev/null $(PADDOCK_TF_BINARY) fmt -recursive -check -diff envmgr/daemon/testdata/
 
 vet:
 	$(GO) vet ./...

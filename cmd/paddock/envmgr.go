@@ -75,6 +75,7 @@ type awsFile struct {
 	PaddockSHA256   string            `yaml:"paddock_sha256"`
 	NodeNATSURL     string            `yaml:"node_nats_url"`
 	RecoveryDays    int               `yaml:"secrets_recovery_days"`
+	NodeReady       string            `yaml:"node_ready_timeout"` // a Go duration; default 10m, "-1s" does not wait
 	Tags            map[string]string `yaml:"tags"`
 }
 
@@ -98,11 +99,17 @@ func loadAWSConfig(path string) (*daemon.AWSConfig, error) {
 	if f.Module == "" {
 		f.Module = "modules/dev-trading-env"
 	}
+	var ready time.Duration
+	if f.NodeReady != "" {
+		if ready, err = time.ParseDuration(f.NodeReady); err != nil || ready == 0 {
+			return nil, fmt.Errorf("%s: node_ready_timeout %q: want a non-zero duration such as 10m", path, f.NodeReady)
+		}
+	}
 	return &daemon.AWSConfig{
 		Terraform: terraform.Config{Binary: f.TerraformBinary, ModuleDir: f.Module, PluginMirror: f.PluginMirror,
 			Backend: terraform.Backend{S3Bucket: f.S3Bucket, S3KeyPrefix: f.S3KeyPrefix, S3Region: f.Region, S3Endpoint: f.Endpoint}},
 		Region: f.Region, Endpoint: f.Endpoint, VPCID: f.VPCID, SubnetID: f.SubnetID, VPNCIDR: f.VPNCIDR, AMI: f.AMI,
 		InstanceType: f.InstanceType, PaddockURL: f.PaddockURL, PaddockSHA256: f.PaddockSHA256, NodeNATSURL: f.NodeNATSURL,
-		RecoveryDays: f.RecoveryDays, ExtraTags: f.Tags,
+		RecoveryDays: f.RecoveryDays, ExtraTags: f.Tags, NodeReadyTimeout: ready,
 	}, nil
 }

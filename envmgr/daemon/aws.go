@@ -3,14 +3,20 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/awssecrets"
 	"github.com/paddockhq/paddock/envmgr/node"
+	"github.com/paddockhq/paddock/envmgr/node/client"
 	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/internal/natsauth"
 	"github.com/paddockhq/paddock/envmgr/terraform"
 	"github.com/paddockhq/paddock/risk"
 )
@@ -31,17 +37,33 @@ type AWSConfig struct {
 	NodeNATSURL   string // how nodes in the VPC reach NATS
 	RecoveryDays  int    // Secrets Manager recovery window on destroy (0 = at once)
 	ExtraTags     map[string]string
-	MintNATSCreds func(e envmgr.Environment, s *spec.Spec) ([]byte, error)
+	// NodeReadyTimeout bounds the wait for a new or started node's first
+	// heartbeat on env.<name>.node (the node reporting ready); default 10
+	// minutes (boot, install, books joined), negative does not wait.
+	NodeReadyTimeout time.Duration
+	// MintNATSCreds issues the node's NATS credentials (stored in Secrets
+	// Manager for the node to fetch at boot); RevokeNATSCreds revokes a
+	// user's on destroy. Both nil without an operator-mode NATS.
+	MintNATSCreds   func(e envmgr.Environment, s *spec.Spec) ([]byte, error)
+	RevokeNATSCreds func(ctx context.Context, userPub string) error
 }
 
-// awsProvisioner composes the secrets layer and the Terraform driver.
+// ErrNodeNotReady is returned when a provisioned node does not report ready
+// in time.
+var ErrNodeNotReady = errors.New("daemon: node did not report ready")
+
+// awsProvisioner composes the secrets layer, the Terraform driver and the
+// wait for the node's first heartbeat. Safe for concurrent use: the driver
+// serializes operations per environment.
 type awsProvisioner struct {
 	cfg     AWSConfig
 	tf      *terraform.Provisioner
 	secrets *awssecrets.Store
+	nc      *nats.Conn
+	hub     *envmgr.ProgressHub
 }
 
-func newAWSProvisioner(ctx context.Context, c AWSConfig, hub *envmgr.ProgressHub) (*awsProvisioner, error) {
+func newAWSProvisioner(ctx context.Context, c AWSConfig, nc *nats.Conn, hub *envmgr.ProgressHub) (*awsProvisioner, error) {
 	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(c.Region))
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)
@@ -50,7 +72,10 @@ func newAWSProvisioner(ctx context.Context, c AWSConfig, hub *envmgr.ProgressHub
 	if err != nil {
 		return nil, err
 	}
-	p := &awsProvisioner{cfg: c, secrets: store}
+	if c.NodeReadyTimeout == 0 {
+		c.NodeReadyTimeout = 10 * time.Minute
+	}
+	p := &awsProvisioner{cfg: c, secrets: store, nc: nc, hub: hub}
 	tc := c.Terraform
 	tc.Vars = p.vars
 	tc.OnProgress = hub.Publish
@@ -69,7 +94,9 @@ func newAWSProvisioner(ctx context.Context, c AWSConfig, hub *envmgr.ProgressHub
 // moduleVars builds the module's variables. Only references to secrets go
 // in; the node fetches values at boot with its instance role.
 func moduleVars(c AWSConfig, e envmgr.Environment, s *spec.Spec) (map[string]any, error) {
+	// The inbox prefix is the one the node's scoped credentials allow.
 	nc := node.Config{Name: e.Name, NATSURL: c.NodeNATSURL, NATSCreds: "/etc/paddock/node.creds", AdminListen: ":8080",
+		InboxPrefix: natsauth.InboxPrefix(e.Name),
 		APIKeyFile: "/etc/paddock/api-key", AdminKeyFile: "/etc/paddock/admin-key",
 		Risk: node.RiskConfig{MaxPositionUSD: s.Risk.MaxPositionUSD.String(), MaxDrawdownPct: s.Risk.MaxDrawdownPct.String(),
 			MaxOrderRate: s.Risk.MaxOrderRate.String(), StartingEquityUSD: s.Risk.StartingEquityUSD.String()}}
@@ -107,7 +134,8 @@ func (p *awsProvisioner) vars(e envmgr.Environment, s *spec.Spec) (map[string]an
 	return moduleVars(p.cfg, e, s)
 }
 
-// Provision stores the environment's secrets, then applies the module.
+// Provision stores the environment's secrets, applies the module and waits
+// for the node to report ready.
 func (p *awsProvisioner) Provision(ctx context.Context, e envmgr.Environment, s *spec.Spec) (string, error) {
 	var venues []string
 	for _, ex := range s.Exchanges {
@@ -125,18 +153,92 @@ func (p *awsProvisioner) Provision(ctx context.Context, e envmgr.Environment, s 
 			return "", err
 		}
 	}
-	return p.tf.Provision(ctx, e, s)
+	return p.whenReady(ctx, e.Name, func() (string, error) { return p.tf.Provision(ctx, e, s) })
+}
+
+// whenReady runs op (an apply that leaves the node running) and then waits
+// for the node's heartbeat. The subscription is made before op so that the
+// first beat of a node that boots quickly is not missed.
+func (p *awsProvisioner) whenReady(ctx context.Context, name string, op func() (string, error)) (string, error) {
+	if p.cfg.NodeReadyTimeout < 0 {
+		return op()
+	}
+	sub, err := p.nc.SubscribeSync(client.StatusSubject(name))
+	if err != nil {
+		return "", fmt.Errorf("wait for node %s: %w", name, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	endpoint, err := op()
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
+	p.progress(name, "waiting for the node to report ready on "+client.StatusSubject(name), 0)
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.NodeReadyTimeout)
+	defer cancel()
+	for {
+		m, err := sub.NextMsgWithContext(wctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return "", ctx.Err()
+			}
+			return "", fmt.Errorf("%w: %s within %v (%v)", ErrNodeNotReady, name, p.cfg.NodeReadyTimeout, err)
+		}
+		var st client.NodeStatus
+		if json.Unmarshal(m.Data, &st) != nil || st.Env != name || st.State != client.NodeRunning {
+			continue // a stopping beat from before a restart, or noise
+		}
+		p.progress(name, fmt.Sprintf("node ready: %d/%d books live", st.BooksLive, st.Books), time.Since(start))
+		return endpoint, nil
+	}
+}
+
+func (p *awsProvisioner) progress(name, msg string, elapsed time.Duration) {
+	if p.hub != nil {
+		p.hub.Publish(envmgr.ProgressEvent{Env: name, Op: "ready", Type: "node", Message: msg, Elapsed: elapsed.Seconds(), Time: time.Now().UTC()})
+	}
 }
 
 func (p *awsProvisioner) Stop(ctx context.Context, name string) error { return p.tf.Stop(ctx, name) }
+
+// Start starts the instance again and waits for the node's heartbeat.
 func (p *awsProvisioner) Start(ctx context.Context, name string) (string, error) {
-	return p.tf.Start(ctx, name)
+	return p.whenReady(ctx, name, func() (string, error) { return p.tf.Start(ctx, name) })
 }
 
-// Destroy destroys the resources first, then the secrets they read.
+// Destroy destroys the resources first, then revokes the node's NATS
+// credentials and deletes the secrets they were read from.
 func (p *awsProvisioner) Destroy(ctx context.Context, name string) error {
 	if err := p.tf.Destroy(ctx, name); err != nil {
 		return err
 	}
+	if p.cfg.RevokeNATSCreds != nil {
+		if err := p.revoke(ctx, name); err != nil {
+			return fmt.Errorf("destroy %s: revoke NATS credentials: %w", name, err)
+		}
+	}
 	return p.secrets.Destroy(ctx, name)
+}
+
+// revoke revokes the user in the environment's stored NATS credentials.
+// Credentials already deleted (a destroy retried) are not an error.
+func (p *awsProvisioner) revoke(ctx context.Context, name string) error {
+	creds, err := p.secrets.Get(ctx, name, awssecrets.NATSCredsName(name))
+	var missing *smtypes.ResourceNotFoundException
+	var scheduled *smtypes.InvalidRequestException // already marked for deletion
+	if errors.As(err, &missing) || errors.As(err, &scheduled) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	token, err := jwt.ParseDecoratedJWT([]byte(creds))
+	if err != nil {
+		return err
+	}
+	uc, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return err
+	}
+	return p.cfg.RevokeNATSCreds(ctx, uc.Subject)
 }

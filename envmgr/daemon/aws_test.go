@@ -42,7 +42,7 @@ strategy: {binary: s}
 	if err := json.Unmarshal([]byte(v1["node_config_json"].(string)), &nc); err != nil {
 		t.Fatal(err)
 	}
-	if nc.NATSCreds != "/etc/paddock/node.creds" || nc.APIKeyFile == "" || nc.Risk.MaxPositionUSD != "1000" ||
+	if nc.NATSCreds != "/etc/paddock/node.creds" || nc.InboxPrefix != "_INBOX_e1" || nc.APIKeyFile == "" || nc.Risk.MaxPositionUSD != "1000" ||
 		nc.Instruments[0].Quote != "USDT" || v1["nats_creds_secret"] != "/dev-envs/e1/nats-creds" {
 		t.Fatalf("node config %+v", nc)
 	}

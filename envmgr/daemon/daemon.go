@@ -138,8 +138,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 				creds, _, _, err := mint(e, s)
 				return creds, err
 			}
+			ac.RevokeNATSCreds = lc.Revoke
 		}
-		ap, err := newAWSProvisioner(ctx, ac, hub)
+		ap, err := newAWSProvisioner(ctx, ac, nc, hub)
 		if err != nil {
 			return err
 		}

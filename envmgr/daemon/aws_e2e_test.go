@@ -1,0 +1,427 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/api"
+	"github.com/paddockhq/paddock/envmgr/awssecrets"
+	"github.com/paddockhq/paddock/envmgr/node"
+	"github.com/paddockhq/paddock/envmgr/terraform"
+	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/mototest"
+	"github.com/paddockhq/paddock/internal/natsauth"
+	"github.com/paddockhq/paddock/proto"
+)
+
+// TestAWSProvisionerEndToEnd runs the manager with the AWS provisioner
+// against real peers: moto's server for Secrets Manager, the real Terraform
+// CLI driving a module with the real module's variables and user data
+// template (testdata/standin: the EC2 instance is played by a local file,
+// since the AWS provider is not built in `make test`; `make test-module`
+// runs the real module), and an operator-mode NATS server. The test plays
+// the machine: when the "instance" runs, it boots a node the way the user
+// data does, from secrets fetched by name. The manager must store the
+// secrets, mint scoped NATS credentials, apply, wait for the node to report
+// ready, stop and start it, fail an environment whose node never reports,
+// and on destroy remove the resources, revoke the credentials and delete the
+// secrets.
+func TestAWSProvisionerEndToEnd(t *testing.T) {
+	bin, mirror := os.Getenv("PADDOCK_TF_BINARY"), os.Getenv("PADDOCK_TF_MIRROR")
+	if bin == "" || mirror == "" {
+		t.Skip("PADDOCK_TF_BINARY and PADDOCK_TF_MIRROR unset: run `make test` (or `make tf-tools` and export them)")
+	}
+	awsCfg, endpoint := mototest.AWSConfig(t)
+	dir := t.TempDir()
+	module := standinModule(t, filepath.Join(dir, "module"))
+
+	authDir := filepath.Join(dir, "auth")
+	auth, err := natsauth.LoadOrCreate(authDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.WriteServiceCreds(); err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := auth.Server()
+	ns, err := embednats.Start(embednats.Options{StoreDir: filepath.Join(dir, "js"), Operator: &embednats.Operator{
+		Claims: sc.Operator, SystemAccount: sc.SystemAccount, Accounts: sc.Accounts, ResolverDir: sc.ResolverDir}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+
+	stateDir := filepath.Join(dir, "state")
+	tokens, _ := api.NewTokens([]api.Token{{Name: "alice", Role: "developer", SHA256: api.HashToken("t")}})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	started := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{NATSURL: ns.ClientURL(), Listen: "127.0.0.1:0", StateDir: stateDir, Tokens: tokens, AuthDir: authDir,
+			ReconcileEvery: time.Hour, // only API changes drive the reconciler here
+			AWS: &AWSConfig{
+				Terraform: terraform.Config{Binary: bin, ModuleDir: module, PluginMirror: mirror, InterruptGrace: 5 * time.Second},
+				Region:    "us-east-1", Endpoint: endpoint, VPCID: "vpc-1", SubnetID: "subnet-1", VPNCIDR: "10.8.0.0/16",
+				AMI: "ami-12345678", PaddockURL: "https://artifacts.example/paddock", PaddockSHA256: strings.Repeat("ab", 32),
+				NodeNATSURL: ns.ClientURL(), NodeReadyTimeout: 8 * time.Second,
+			}}, nil, func(s Started) { started <- s.APIURL })
+	}()
+	var url string
+	select {
+	case url = <-started:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	c := &api.Client{BaseURL: url, Token: "t"}
+	secrets, err := awssecrets.New(awssecrets.NewClient(awsCfg, endpoint), 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &machine{t: t, dir: filepath.Join(stateDir, "terraform", "aws1"), secrets: secrets}
+	go m.run(ctx)
+	defer m.stop()
+
+	watch := func(name string, until ...envmgr.State) envmgr.Environment {
+		t.Helper()
+		var last envmgr.Environment
+		_ = c.Watch(ctx, name, func(e envmgr.Environment) bool {
+			last = e
+			for _, s := range until {
+				if e.State == s {
+					return false
+				}
+			}
+			return true
+		})
+		return last
+	}
+	spec := func(name string) string {
+		return "version: 1\nenvironment: {name: " + name + "}\n" +
+			"exchanges: [{name: binance, type: spot, sandbox: true, instruments: [BTC/USDT]}]\n" +
+			"market_data: {mode: live}\nrisk_config: {max_position_usd: 1000, max_drawdown_pct: 5, max_order_rate: 10}\nstrategy: {binary: s}\n"
+	}
+
+	// The node's snapshot requests must come back through the inbox its
+	// credentials allow; the manager's own user sees them.
+	mgr, err := nats.Connect(ns.ClientURL(), nats.UserCredentials(filepath.Join(authDir, natsauth.ManagerCredsFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mgr.Close()
+	snapSubj, _ := proto.SnapshotSubject("binance", "btcusdt")
+	snaps, err := mgr.SubscribeSync(snapSubj)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Provision: secrets, credentials, apply, then ready only once the node
+	// reported.
+	if _, err := c.Create(ctx, api.CreateBody{SpecYAML: spec("aws1")}); err != nil {
+		t.Fatal(err)
+	}
+	e := watch("aws1", envmgr.StateReady, envmgr.StateFailed)
+	if e.State != envmgr.StateReady {
+		t.Fatalf("aws1 %s: %s", e.State, e.Reason)
+	}
+	if e.Endpoint != "http://10.20.0.10:8080" {
+		t.Fatalf("endpoint %q, want the module's admin_url", e.Endpoint)
+	}
+	if m.boots() != 1 {
+		t.Fatalf("%d node boots before ready, want 1", m.boots())
+	}
+	req, err := snaps.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatalf("the node asked for no book snapshot: %v", err)
+	}
+	if !strings.HasPrefix(req.Reply, natsauth.InboxPrefix("aws1")+".") {
+		t.Fatalf("snapshot request replies to %q, outside the environment's inbox", req.Reply)
+	}
+	inst := m.instance()
+	for _, s := range []string{awssecrets.NATSCredsName("aws1"), awssecrets.APIKeyName("aws1"), awssecrets.AdminKeyName("aws1")} {
+		if !strings.Contains(inst.UserData, "'"+s+"'") {
+			t.Errorf("the user data does not fetch %s", s)
+		}
+	}
+	creds := m.fetched(awssecrets.NATSCredsName("aws1"))
+	for name, v := range m.fetchedAll() {
+		if strings.Contains(inst.UserData, strings.TrimSpace(v)) || strings.Contains(m.rawState(), strings.TrimSpace(v)) {
+			t.Errorf("the value of %s is in the user data or the Terraform state", name)
+		}
+	}
+	if inst.Tags["CreatedAt"] != e.CreatedAt.UTC().Format(time.RFC3339) || inst.Tags["EnvName"] != "aws1" || inst.Tags["AutoDestroy"] != "true" {
+		t.Errorf("tags %v", inst.Tags)
+	}
+	audit, err := c.Audit(ctx, "aws1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasAudit(audit, "terraform-plan", "plan ") || !hasAudit(audit, "terraform-apply", "") {
+		t.Errorf("audit has no plan id or apply: %+v", audit)
+	}
+
+	// Stop and start: the instance stops (the node with it); starting waits
+	// for the node again.
+	if _, err := c.Action(ctx, "aws1", "stop", 0); err != nil {
+		t.Fatal(err)
+	}
+	if e := watch("aws1", envmgr.StateStopped, envmgr.StateFailed); e.State != envmgr.StateStopped {
+		t.Fatalf("aws1 %s: %s", e.State, e.Reason)
+	}
+	if _, err := c.Action(ctx, "aws1", "start", 0); err != nil {
+		t.Fatal(err)
+	}
+	if e := watch("aws1", envmgr.StateReady, envmgr.StateFailed); e.State != envmgr.StateReady {
+		t.Fatalf("aws1 after start %s: %s", e.State, e.Reason)
+	}
+	if m.boots() != 2 {
+		t.Fatalf("%d node boots after a stop and a start, want 2", m.boots())
+	}
+
+	// An instance whose node never reports ready fails the environment
+	// with the reason, instead of calling it ready.
+	if _, err := c.Create(ctx, api.CreateBody{SpecYAML: spec("aws2")}); err != nil {
+		t.Fatal(err)
+	}
+	if e := watch("aws2", envmgr.StateReady, envmgr.StateFailed); e.State != envmgr.StateFailed || !strings.Contains(e.Reason, "did not report ready") {
+		t.Fatalf("aws2 with no node: %s (%s)", e.State, e.Reason)
+	}
+
+	// Destroy: resources gone, credentials revoked, secrets deleted.
+	for _, name := range []string{"aws1", "aws2"} {
+		if _, err := c.Action(ctx, name, "down", 0); err != nil {
+			t.Fatal(err)
+		}
+		if e := watch(name, envmgr.StateDestroyed, envmgr.StateFailed); e.State != envmgr.StateDestroyed {
+			t.Fatalf("%s: %s (%s)", name, e.State, e.Reason)
+		}
+		if _, err := os.Stat(filepath.Join(stateDir, "terraform", name)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: working directory left behind (%v)", name, err)
+		}
+		for _, s := range []string{awssecrets.NATSCredsName(name), awssecrets.APIKeyName(name), awssecrets.ExchangeConfig(name)} {
+			if _, err := secrets.Get(ctx, name, s); err == nil {
+				t.Errorf("secret %s survived the destroy", s)
+			}
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); m.running(); { // polls: the machine watches the file every 20ms
+		if time.Now().After(deadline) {
+			t.Fatal("the node still runs after its instance was destroyed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	credsFile := filepath.Join(dir, "revoked.creds")
+	_ = os.WriteFile(credsFile, []byte(creds), 0o600)
+	deadline := time.Now().Add(10 * time.Second)
+	for { // polls: the revocation reaches the server's resolver asynchronously
+		nc, err := nats.Connect(ns.ClientURL(), nats.UserCredentials(credsFile), nats.NoReconnect())
+		if err != nil {
+			break
+		}
+		nc.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the destroyed environment's NATS credentials still connect")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hasAudit(rs []envmgr.AuditRecord, action, detail string) bool {
+	for _, r := range rs {
+		if r.Action == action && strings.Contains(r.Detail, detail) {
+			return true
+		}
+	}
+	return false
+}
+
+// standinModule assembles the stand-in: the real module's variables and
+// templates with testdata/standin's resources and outputs.
+func standinModule(t *testing.T, dst string) string {
+	t.Helper()
+	real := filepath.Join("..", "..", "modules", "dev-trading-env")
+	files := map[string]string{
+		filepath.Join(real, "variables.tf"):                    "variables.tf",
+		filepath.Join(real, "templates", "user_data.sh.tftpl"): filepath.Join("templates", "user_data.sh.tftpl"),
+		filepath.Join("testdata", "standin", "main.tf"):        "main.tf",
+		filepath.Join("testdata", "standin", "outputs.tf"):     "outputs.tf",
+	}
+	for src, rel := range files {
+		raw, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dst, rel)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, rel), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	abs, err := filepath.Abs(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// instanceDoc is what the stand-in module writes for the "instance".
+type instanceDoc struct {
+	Running         bool              `json:"running"`
+	NodeConfigJSON  string            `json:"node_config_json"`
+	NATSCredsSecret string            `json:"nats_creds_secret"`
+	APIKeySecret    string            `json:"api_key_secret"`
+	AdminKeySecret  string            `json:"admin_key_secret"`
+	UserData        string            `json:"user_data"`
+	Tags            map[string]string `json:"tags"`
+}
+
+// machine plays aws1's EC2 instance: while the stand-in's instance.json
+// says running, a node runs, booted as the user data boots it.
+type machine struct {
+	t       *testing.T
+	dir     string // aws1's Terraform working directory
+	secrets *awssecrets.Store
+
+	mu      sync.Mutex
+	inst    instanceDoc
+	values  map[string]string
+	nboots  int
+	stopper func()
+}
+
+// run polls instance.json (written by Terraform in another process) and
+// boots or stops the node to match it.
+func (m *machine) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		raw, err := os.ReadFile(filepath.Join(m.dir, "instance.json"))
+		var doc instanceDoc
+		want := err == nil && json.Unmarshal(raw, &doc) == nil && doc.Running
+		if want && !m.running() {
+			m.boot(ctx, doc)
+		} else if !want && m.running() {
+			m.stop()
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// boot does what the user data does: fetch the secrets it names, write the
+// node's configuration, start `paddock node`. Paths move from /etc/paddock
+// to a temporary directory and the admin API to a free loopback port.
+func (m *machine) boot(ctx context.Context, doc instanceDoc) {
+	etc := m.t.TempDir()
+	values := map[string]string{}
+	for name, file := range map[string]string{doc.NATSCredsSecret: "node.creds", doc.APIKeySecret: "api-key", doc.AdminKeySecret: "admin-key"} {
+		v, err := m.secrets.Get(ctx, "aws1", name)
+		if err != nil {
+			m.t.Errorf("boot: fetch %s: %v", name, err)
+			return
+		}
+		values[name] = v
+		if err := os.WriteFile(filepath.Join(etc, file), []byte(v), 0o600); err != nil {
+			m.t.Error(err)
+			return
+		}
+	}
+	var c node.Config
+	if err := json.Unmarshal([]byte(doc.NodeConfigJSON), &c); err != nil {
+		m.t.Errorf("boot: node config: %v", err)
+		return
+	}
+	if c.NATSCreds != "/etc/paddock/node.creds" || c.APIKeyFile != "/etc/paddock/api-key" || c.AdminKeyFile != "/etc/paddock/admin-key" {
+		m.t.Errorf("boot: the node config does not use the files the user data writes: %+v", c)
+	}
+	c.NATSCreds, c.APIKeyFile, c.AdminKeyFile = filepath.Join(etc, "node.creds"), filepath.Join(etc, "api-key"), filepath.Join(etc, "admin-key")
+	c.AdminListen = "127.0.0.1:0"
+	n, err := node.Start(&c, nil)
+	if err != nil {
+		m.t.Errorf("boot: node: %v", err)
+		return
+	}
+	nctx, stop := context.WithCancel(ctx)
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		if err := n.Run(nctx); err != nil {
+			m.t.Errorf("node: %v", err)
+		}
+	}()
+	m.mu.Lock()
+	m.inst, m.values, m.nboots = doc, values, m.nboots+1
+	m.stopper = func() { stop(); <-ended }
+	m.mu.Unlock()
+}
+
+func (m *machine) stop() {
+	m.mu.Lock()
+	s := m.stopper
+	m.stopper = nil
+	m.mu.Unlock()
+	if s != nil {
+		s()
+	}
+}
+
+func (m *machine) running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stopper != nil
+}
+
+func (m *machine) boots() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.nboots
+}
+
+func (m *machine) instance() instanceDoc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.inst
+}
+
+func (m *machine) fetched(name string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.values[name]
+}
+
+func (m *machine) fetchedAll() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range m.values {
+		out[k] = v
+	}
+	return out
+}
+
+// rawState is aws1's Terraform state file as stored.
+func (m *machine) rawState() string {
+	f, err := os.Open(filepath.Join(m.dir, "terraform.tfstate"))
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	defer f.Close()
+	raw, _ := io.ReadAll(f)
+	return string(raw)
+}
