@@ -63,6 +63,8 @@ type API interface {
 	PutSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error)
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 	DeleteSecret(ctx context.Context, in *secretsmanager.DeleteSecretInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.DeleteSecretOutput, error)
+	DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
+	RestoreSecret(ctx context.Context, in *secretsmanager.RestoreSecretInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.RestoreSecretOutput, error)
 }
 
 // Store manages environments' secrets. Safe for concurrent use.
@@ -153,18 +155,54 @@ func (s *Store) createKey(ctx context.Context, env, name string) error {
 	if _, err := rand.Read(b); err != nil {
 		return err
 	}
+	key := hex.EncodeToString(b)
 	_, err := s.api.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name),
-		SecretString: aws.String(hex.EncodeToString(b)), Description: aws.String("paddock environment " + env),
+		SecretString: aws.String(key), Description: aws.String("paddock environment " + env),
 		Tags: tags(env)})
-	var exists *smtypes.ResourceExistsException
-	if errors.As(err, &exists) {
-		return nil // kept: a re-provision does not rotate a developer's key
+	if taken(err) {
+		restored, err := s.restoreIfDeleted(ctx, name)
+		if err != nil || !restored {
+			return err // kept: a re-provision does not rotate a developer's key
+		}
+		// Back from a destroyed environment's recovery window: a new
+		// environment gets a new key, never the old one.
+		if _, err := s.api.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(key)}); err != nil {
+			return fmt.Errorf("rotate restored secret %s: %w", name, err)
+		}
+		s.log.Info("secret restored from its recovery window with a new value", "env", env, "name", name)
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("create secret %s: %w", name, err)
 	}
 	s.log.Info("secret created", "env", env, "name", name)
 	return nil
+}
+
+// taken reports whether CreateSecret failed because the name exists, live
+// or scheduled for deletion (AWS answers the latter with
+// InvalidRequestException).
+func taken(err error) bool {
+	var exists *smtypes.ResourceExistsException
+	var invalid *smtypes.InvalidRequestException
+	return errors.As(err, &exists) || errors.As(err, &invalid)
+}
+
+// restoreIfDeleted restores a secret that is scheduled for deletion (an
+// environment destroyed with a recovery window and created again under the
+// same name) and reports whether it had to.
+func (s *Store) restoreIfDeleted(ctx context.Context, name string) (bool, error) {
+	d, err := s.api.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(name)})
+	if err != nil {
+		return false, fmt.Errorf("describe secret %s: %w", name, err)
+	}
+	if d.DeletedDate == nil {
+		return false, nil
+	}
+	if _, err := s.api.RestoreSecret(ctx, &secretsmanager.RestoreSecretInput{SecretId: aws.String(name)}); err != nil {
+		return false, fmt.Errorf("restore secret %s: %w", name, err)
+	}
+	return true, nil
 }
 
 func tags(env string) []smtypes.Tag {
@@ -181,9 +219,10 @@ func (s *Store) Put(ctx context.Context, env, name, value string) error {
 	}
 	_, err := s.api.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value),
 		Tags: tags(env)})
-	var exists *smtypes.ResourceExistsException
-	if errors.As(err, &exists) {
-		_, err = s.api.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(value)})
+	if taken(err) {
+		if _, err = s.restoreIfDeleted(ctx, name); err == nil {
+			_, err = s.api.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String(value)})
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("put secret %s: %w", name, err)

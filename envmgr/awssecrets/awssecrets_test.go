@@ -149,11 +149,34 @@ func TestRecoveryWindow(t *testing.T) {
 	if _, err := s.Provision(t.Context(), "e3", nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.Put(t.Context(), "e3", NATSCredsName("e3"), "creds-1"); err != nil {
+		t.Fatal(err)
+	}
+	k1, err := s.Get(t.Context(), "e3", APIKeyName("e3"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Destroy(t.Context(), "e3"); err != nil {
 		t.Fatal(err)
 	}
 	// Within the window the secret is scheduled for deletion: unreadable.
 	if _, err := s.Get(t.Context(), "e3", APIKeyName("e3")); err == nil {
 		t.Fatal("a secret scheduled for deletion was readable")
+	}
+	// An environment created again under the same name (a PR re-opened)
+	// gets its secrets back from the window, with fresh keys: the destroyed
+	// environment's key must not open the new one.
+	if _, err := s.Provision(t.Context(), "e3", []string{"binance"}); err != nil {
+		t.Fatalf("re-provision within the recovery window: %v", err)
+	}
+	if err := s.Put(t.Context(), "e3", NATSCredsName("e3"), "creds-2"); err != nil {
+		t.Fatalf("put within the recovery window: %v", err)
+	}
+	k2, err := s.Get(t.Context(), "e3", APIKeyName("e3"))
+	if err != nil || k2 == "" || k2 == k1 {
+		t.Fatalf("re-provisioned key %q (was %q): %v", k2, k1, err)
+	}
+	if c, err := s.Get(t.Context(), "e3", NATSCredsName("e3")); err != nil || c != "creds-2" {
+		t.Fatalf("restored credentials %q: %v", c, err)
 	}
 }
