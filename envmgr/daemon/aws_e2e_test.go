@@ -19,7 +19,6 @@ import (
 	"github.com/paddockhq/paddock/envmgr/awssecrets"
 	"github.com/paddockhq/paddock/envmgr/node"
 	"github.com/paddockhq/paddock/envmgr/terraform"
-	"github.com/paddockhq/paddock/internal/embednats"
 	"github.com/paddockhq/paddock/internal/mototest"
 	"github.com/paddockhq/paddock/internal/natsauth"
 	"github.com/paddockhq/paddock/proto"
@@ -46,21 +45,7 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	module := standinModule(t, filepath.Join(dir, "module"))
 
-	authDir := filepath.Join(dir, "auth")
-	auth, err := natsauth.LoadOrCreate(authDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.WriteServiceCreds(); err != nil {
-		t.Fatal(err)
-	}
-	sc, _ := auth.Server()
-	ns, err := embednats.Start(embednats.Options{StoreDir: filepath.Join(dir, "js"), Operator: &embednats.Operator{
-		Claims: sc.Operator, SystemAccount: sc.SystemAccount, Accounts: sc.Accounts, ResolverDir: sc.ResolverDir}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
+	ns, authDir := operatorNATS(t, dir)
 
 	stateDir := filepath.Join(dir, "state")
 	tokens, _ := api.NewTokens([]api.Token{{Name: "alice", Role: "developer", SHA256: api.HashToken("t")}})

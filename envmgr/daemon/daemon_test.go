@@ -23,11 +23,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestNodesGetScopedCredentials runs the manager on an operator-mode server:
-// the node of an environment connects with credentials minted for it, and
-// destroying the environment revokes them.
-func TestNodesGetScopedCredentials(t *testing.T) {
-	dir := t.TempDir()
+// operatorNATS starts an operator-mode NATS server with a new authority
+// under dir (the service credentials written), as the manager runs in
+// production, and returns it with the authority's directory.
+func operatorNATS(t *testing.T, dir string) (*embednats.Server, string) {
+	t.Helper()
 	authDir := filepath.Join(dir, "auth")
 	auth, err := natsauth.LoadOrCreate(authDir)
 	if err != nil {
@@ -42,7 +42,16 @@ func TestNodesGetScopedCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ns.Shutdown()
+	t.Cleanup(ns.Shutdown)
+	return ns, authDir
+}
+
+// TestNodesGetScopedCredentials runs the manager on an operator-mode server:
+// the node of an environment connects with credentials minted for it, and
+// destroying the environment revokes them.
+func TestNodesGetScopedCredentials(t *testing.T) {
+	dir := t.TempDir()
+	ns, authDir := operatorNATS(t, dir)
 	tokens, _ := api.NewTokens([]api.Token{{Name: "alice", Role: "developer", SHA256: api.HashToken("t")}})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()

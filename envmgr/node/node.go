@@ -141,18 +141,7 @@ func (n *Node) Run(ctx context.Context) error {
 			stop()
 		}
 	})
-	wg.Go(func() {
-		tick := time.NewTicker(250 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-tick.C:
-				n.trader.CheckFeeds(n.cfg.feedStale())
-			}
-		}
-	})
+	wg.Go(func() { every(runCtx, 250*time.Millisecond, func() { n.trader.CheckFeeds(n.cfg.feedStale()) }) })
 	if n.sup != nil {
 		wg.Go(func() { n.sup.Run(runCtx) })
 	}
@@ -163,20 +152,10 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	started := time.Now().UTC()
-	wg.Go(func() {
-		// The heartbeat: the first one is the node reporting ready.
-		n.publishStatus(client.NodeRunning, started)
-		tick := time.NewTicker(n.cfg.statusEvery())
-		defer tick.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-tick.C:
-				n.publishStatus(client.NodeRunning, started)
-			}
-		}
-	})
+	// The heartbeat: the first one is the node reporting ready.
+	beat := func() { n.publishStatus(client.NodeRunning, started) }
+	beat()
+	wg.Go(func() { every(runCtx, n.cfg.statusEvery(), beat) })
 	n.log.Info("node running", "admin", n.endpoint, "instruments", len(n.cfg.Instruments), "strategy", n.sup != nil)
 	select {
 	case <-runCtx.Done():
@@ -221,6 +200,20 @@ func (n *Node) publishStatus(state string, started time.Time) {
 	}
 	if err != nil {
 		n.log.Warn("node status", "err", err)
+	}
+}
+
+// every calls fn every d until ctx ends.
+func every(ctx context.Context, d time.Duration, fn func()) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn()
+		}
 	}
 }
 
