@@ -33,6 +33,10 @@ func Start(tb testing.TB) string {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", fmt.Sprint(port))
+	// AWS-managed IAM policies (AmazonSSMManagedInstanceCore, which the
+	// module attaches) exist in every real account; moto loads them only
+	// when asked.
+	cmd.Env = append(os.Environ(), "MOTO_IAM_LOAD_MANAGED_POLICIES=true")
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
