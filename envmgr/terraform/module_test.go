@@ -84,6 +84,24 @@ func TestModuleAgainstMoto(t *testing.T) {
 			t.Errorf("plan lacks %s", want)
 		}
 	}
+	// Every taggable resource of the module carries the full tag set.
+	tagged := 0
+	for _, rc := range plan.ResourceChanges {
+		after, _ := rc.Change.After.(map[string]any)
+		tags, ok := after["tags"].(map[string]any)
+		if !strings.HasPrefix(rc.Address, "module.env.") || !ok {
+			continue
+		}
+		tagged++
+		for _, k := range []string{"Name", "Environment", "EnvName", "PRNumber", "Owner", "TTLHours", "CreatedAt", "AutoDestroy", "CostCenter"} {
+			if tags[k] == nil {
+				t.Errorf("%s has no %s tag: %v", rc.Address, k, tags)
+			}
+		}
+	}
+	if tagged < 5 { // role, instance profile, security group, two rules, instance
+		t.Errorf("only %d module resources carry tags", tagged)
+	}
 	if strings.Contains(planJSON, `"from_port":22`) || strings.Contains(planJSON, `"to_port":22`) {
 		t.Error("the plan opens port 22")
 	}
