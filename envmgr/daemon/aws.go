@@ -16,8 +16,8 @@ import (
 	"github.com/paddockhq/paddock/envmgr/node"
 	"github.com/paddockhq/paddock/envmgr/node/client"
 	"github.com/paddockhq/paddock/envmgr/spec"
-	"github.com/paddockhq/paddock/internal/natsauth"
 	"github.com/paddockhq/paddock/envmgr/terraform"
+	"github.com/paddockhq/paddock/internal/natsauth"
 	"github.com/paddockhq/paddock/risk"
 )
 
@@ -97,7 +97,7 @@ func moduleVars(c AWSConfig, e envmgr.Environment, s *spec.Spec) (map[string]any
 	// The inbox prefix is the one the node's scoped credentials allow.
 	nc := node.Config{Name: e.Name, NATSURL: c.NodeNATSURL, NATSCreds: "/etc/paddock/node.creds", AdminListen: ":8080",
 		InboxPrefix: natsauth.InboxPrefix(e.Name),
-		APIKeyFile: "/etc/paddock/api-key", AdminKeyFile: "/etc/paddock/admin-key",
+		APIKeyFile:  "/etc/paddock/api-key", AdminKeyFile: "/etc/paddock/admin-key",
 		Risk: node.RiskConfig{MaxPositionUSD: s.Risk.MaxPositionUSD.String(), MaxDrawdownPct: s.Risk.MaxDrawdownPct.String(),
 			MaxOrderRate: s.Risk.MaxOrderRate.String(), StartingEquityUSD: s.Risk.StartingEquityUSD.String()}}
 	for _, ex := range s.Exchanges {
