@@ -11,7 +11,7 @@ import (
 // `paddock env up -wait`.
 type ProgressEvent struct {
 	Env      string    `json:"env"`
-	Op       string    `json:"op"`   // init, plan, apply, destroy
+	Op       string    `json:"op"`   // init, plan, apply, destroy, ready (the wait for the node)
 	Type     string    `json:"type"` // the provisioner's event type
 	Level    string    `json:"level,omitempty"`
 	Message  string    `json:"message"`
