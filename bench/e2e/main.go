@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +67,7 @@ func run(ctx context.Context) error {
 	flag.IntVar(&o.latSubs, "latency-subs", 10, "subscribers in the latency run")
 	flag.DurationVar(&o.latDuration, "latency-duration", 5*time.Second, "length of the latency run")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up on a run after this long")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process during the latency runs to this file")
 	flag.StringVar(&topology, "subscribers", "process", "where subscribers run: process (a second process, like sandbox nodes) or inprocess")
 	flag.Parse()
 	for _, s := range strings.Split(*subs, ",") {
@@ -134,6 +136,16 @@ func run(ctx context.Context) error {
 		r.ceiling = ceil
 		rows = append(rows, r)
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	var lats []latRun
 	for _, rate := range o.latRates {
 		n := int(float64(rate) * o.latDuration.Seconds())
@@ -147,6 +159,7 @@ func run(ctx context.Context) error {
 		}
 		lats = append(lats, latRun{feed: feed, raw: raw})
 	}
+	pprof.StopCPUProfile() // a no-op without -cpuprofile
 	report(rows, lats, o)
 	return nil
 }
