@@ -26,8 +26,8 @@ import (
 
 // TestAWSProvisionerEndToEnd runs the manager with the AWS provisioner
 // against real peers: moto's server for Secrets Manager, the real Terraform
-// CLI driving a module with the real module's variables and user data
-// template (testdata/standin: the EC2 instance is played by a local file,
+// CLI driving a module with the real module's variables, locals and user
+// data template (testdata/standin: the EC2 instance is played by a local file,
 // since the AWS provider is not built in `make test`; `make test-module`
 // runs the real module), and an operator-mode NATS server. The test plays
 // the machine: when the "instance" runs, it boots a node the way the user
@@ -235,13 +235,14 @@ func hasAudit(rs []envmgr.AuditRecord, action, detail string) bool {
 	return false
 }
 
-// standinModule assembles the stand-in: the real module's variables and
-// templates with testdata/standin's resources and outputs.
+// standinModule assembles the stand-in: the real module's variables,
+// locals and templates with testdata/standin's resources and outputs.
 func standinModule(t *testing.T, dst string) string {
 	t.Helper()
 	real := filepath.Join("..", "..", "modules", "dev-trading-env")
 	files := map[string]string{
 		filepath.Join(real, "variables.tf"):                    "variables.tf",
+		filepath.Join(real, "locals.tf"):                       "locals.tf",
 		filepath.Join(real, "templates", "user_data.sh.tftpl"): filepath.Join("templates", "user_data.sh.tftpl"),
 		filepath.Join("testdata", "standin", "main.tf"):        "main.tf",
 		filepath.Join("testdata", "standin", "outputs.tf"):     "outputs.tf",

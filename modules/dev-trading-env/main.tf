@@ -1,22 +1,3 @@
-locals {
-  name = "paddock-${var.env_name}"
-
-  # Every resource carries these; CreatedAt comes from a variable set once
-  # by the manager, so a second plan shows no changes.
-  tags = merge(var.extra_tags, {
-    Name        = local.name
-    Environment = "development"
-    EnvName     = var.env_name
-    PRNumber    = tostring(var.pr_number)
-    Owner       = var.owner
-    TTLHours    = tostring(var.ttl_hours)
-    CreatedAt   = var.created_at
-    AutoDestroy = "true"
-  })
-
-  secret_prefix = "/dev-envs/${var.env_name}/"
-}
-
 resource "aws_security_group" "node" {
   name        = local.name
   description = "paddock sandbox node ${var.env_name}: admin API from the developer VPN only; no SSH"
@@ -51,16 +32,7 @@ resource "aws_instance" "node" {
   vpc_security_group_ids = [aws_security_group.node.id]
   iam_instance_profile   = aws_iam_instance_profile.node.name
 
-  user_data_base64 = base64encode(templatefile("${path.module}/templates/user_data.sh.tftpl", {
-    env_name          = var.env_name
-    paddock_url       = var.paddock_url
-    paddock_sha256    = var.paddock_sha256
-    node_config_json  = var.node_config_json
-    nats_creds_secret = var.nats_creds_secret
-    api_key_secret    = "${local.secret_prefix}env-api-key"
-    admin_key_secret  = "${local.secret_prefix}admin-api-key"
-    admin_port        = var.admin_port
-  }))
+  user_data_base64            = base64encode(local.user_data)
   user_data_replace_on_change = true
 
   metadata_options {
