@@ -139,7 +139,7 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 			t.Errorf("the user data does not fetch %s", s)
 		}
 	}
-	creds := m.fetched(awssecrets.NATSCredsName("aws1"))
+	creds := m.fetchedAll()[awssecrets.NATSCredsName("aws1")]
 	for name, v := range m.fetchedAll() {
 		if strings.Contains(inst.UserData, strings.TrimSpace(v)) || strings.Contains(m.rawState(), strings.TrimSpace(v)) {
 			t.Errorf("the value of %s is in the user data or the Terraform state", name)
@@ -383,12 +383,6 @@ func (m *machine) instance() instanceDoc {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.inst
-}
-
-func (m *machine) fetched(name string) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.values[name]
 }
 
 func (m *machine) fetchedAll() map[string]string {
