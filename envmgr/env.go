@@ -75,7 +75,12 @@ var (
 	ErrIllegalTransition = errors.New("envmgr: illegal state transition")
 	ErrForbidden         = errors.New("envmgr: not allowed")
 	ErrInvalid           = errors.New("envmgr: invalid request")
+	// ErrUnavailable: the store (NATS) cannot be reached now; retry later.
+	ErrUnavailable = errors.New("envmgr: store unavailable")
 )
+
+// GlobalAudit is the audit log of requests that name no environment.
+const GlobalAudit = "_global"
 
 // Environment is the stored record of one environment. It is a value: the
 // store returns copies, and writes carry the revision they were read at.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,11 +29,19 @@ type Provisioner interface {
 	Destroy(ctx context.Context, name string) error
 }
 
-// Actor is who makes a request.
+// Actor is who makes a request: a developer (their own environments), an
+// admin (all, approvals) or the pull-request integration (the only
+// non-admin that may claim a pr-<n> name).
 type Actor struct {
-	Name  string
-	Admin bool
+	Name        string
+	Admin       bool
+	Integration bool
 }
+
+// mayClaimPR reports whether the actor may create an environment named for a
+// pull request: names like pr-42 belong to the PR integration, so that no
+// developer can squat another's pull request.
+func (a Actor) mayClaimPR() bool { return a.Admin || a.Integration }
 
 // CreateRequest is what a developer submits.
 type CreateRequest struct {
@@ -62,11 +71,23 @@ func NewManager(store Store, now func() time.Time, log *slog.Logger) *Manager {
 	return &Manager{store: store, now: now, log: log.With("component", "envmgr")}
 }
 
-// Create validates the spec and records a new environment.
+// Create validates the spec and records a new environment. A name whose
+// environment was destroyed is free again: the new record replaces the old
+// one, whose versions stay in the store's history and whose audit records
+// stay in the log.
 func (m *Manager) Create(ctx context.Context, who Actor, req CreateRequest) (Environment, error) {
+	if err := spec.CheckPRNumber(req.PRNumber); err != nil {
+		return Environment{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := checkCommit(req.CommitSHA, req.Branch); err != nil {
+		return Environment{}, err
+	}
 	s, err := spec.Parse(req.SpecYAML, spec.Options{PRNumber: req.PRNumber, Branch: req.Branch, Now: m.now(), TTLApproved: who.Admin})
 	if err != nil {
 		return Environment{}, err // *spec.Errors: the field-level list
+	}
+	if pr := max(req.PRNumber, spec.PRNumberOf(s.Name)); pr > 0 && !who.mayClaimPR() {
+		return Environment{}, fmt.Errorf("%w: %s is a pull request's name; only the pull-request integration or an admin may claim it (choose another environment.name)", ErrForbidden, s.Name)
 	}
 	now := m.now().UTC()
 	e := Environment{
@@ -74,7 +95,7 @@ func (m *Manager) Create(ctx context.Context, who Actor, req CreateRequest) (Env
 		CommitSHA: req.CommitSHA, State: StateRequested, Desired: WantRunning, TTLHours: s.TTLHours,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Duration(s.TTLHours) * time.Hour),
 	}
-	if _, err := m.store.Create(ctx, e); err != nil {
+	if err := m.claim(ctx, e); err != nil {
 		return Environment{}, err
 	}
 	m.audit(ctx, AuditRecord{Env: e.Name, Actor: who.Name, Action: "create", To: StateRequested, CommitSHA: req.CommitSHA,
@@ -82,14 +103,65 @@ func (m *Manager) Create(ctx context.Context, who Actor, req CreateRequest) (Env
 	return e, nil
 }
 
-// Get returns an environment the actor may see.
+// claim stores e under its name: a new key, or the key of a destroyed
+// environment (checked against the revision read, so two claims of one free
+// name cannot both win).
+func (m *Manager) claim(ctx context.Context, e Environment) error {
+	_, err := m.store.Create(ctx, e)
+	if !errors.Is(err, ErrExists) {
+		return err
+	}
+	old, rev, gerr := m.store.Get(ctx, e.Name)
+	if gerr != nil {
+		return gerr
+	}
+	if old.State != StateDestroyed {
+		return err
+	}
+	if _, err := m.store.Update(ctx, e, rev); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return fmt.Errorf("%w: %s", ErrExists, e.Name)
+		}
+		return err
+	}
+	return nil
+}
+
+// checkCommit bounds what a request says about its source: a commit SHA is
+// 7 to 64 hex digits and a branch a git ref name of sensible length. Both are
+// stored and shown, so they are checked before either. (A SHA is 4 to 64 hex
+// digits: abbreviated, SHA-1 or SHA-256.)
+func checkCommit(sha, branch string) error {
+	if len(sha) > 0 && (len(sha) < 4 || len(sha) > 64 || strings.Trim(strings.ToLower(sha), "0123456789abcdef") != "") {
+		return fmt.Errorf("%w: commit_sha must be 4 to 64 hex digits", ErrInvalid)
+	}
+	if len(branch) > 255 || strings.ContainsFunc(branch, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fmt.Errorf("%w: branch must be at most 255 printable characters", ErrInvalid)
+	}
+	return nil
+}
+
+// checkName refuses a bad name before it reaches the store.
+func checkName(name string) error {
+	if err := spec.CheckName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+// Get returns an environment the actor may see. Another owner's environment
+// is not found, as a missing one is: a developer learns nothing of names and
+// owners that are not theirs.
 func (m *Manager) Get(ctx context.Context, who Actor, name string) (Environment, error) {
+	if err := checkName(name); err != nil {
+		return Environment{}, err
+	}
 	e, _, err := m.store.Get(ctx, name)
 	if err != nil {
 		return Environment{}, err
 	}
 	if !who.Admin && e.Owner != who.Name {
-		return Environment{}, fmt.Errorf("%w: %s belongs to %s", ErrForbidden, name, e.Owner)
+		return Environment{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	return e, nil
 }
@@ -155,8 +227,9 @@ func (m *Manager) Extend(ctx context.Context, who Actor, name string, hours int)
 	if hours == 0 {
 		hours = 24
 	}
-	if hours < 0 {
-		return Environment{}, fmt.Errorf("%w: extend by %d hours", ErrInvalid, hours)
+	// Bounded before any arithmetic: no value can overflow the total.
+	if hours < 1 || hours > spec.MaxApprovedTTLHours {
+		return Environment{}, fmt.Errorf("%w: extend by %d hours: must be 1 to %d", ErrInvalid, hours, spec.MaxApprovedTTLHours)
 	}
 	return m.change(ctx, who, name, "extend", func(e *Environment) error {
 		if e.Desired == WantDestroyed || e.State == StateDestroyed {
@@ -181,14 +254,18 @@ func (m *Manager) Extend(ctx context.Context, who Actor, name string, hours int)
 // another request changed the environment since it was read, this one fails
 // with ErrConflict and changes nothing.
 func (m *Manager) change(ctx context.Context, who Actor, name, action string, apply func(*Environment) error) (Environment, error) {
+	if err := checkName(name); err != nil {
+		return Environment{}, err
+	}
 	e, rev, err := m.store.Get(ctx, name)
 	if err != nil {
 		return Environment{}, err
 	}
 	if !who.Admin && e.Owner != who.Name {
-		err := fmt.Errorf("%w: %s belongs to %s", ErrForbidden, name, e.Owner)
-		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: "refused", Detail: action + ": " + err.Error()})
-		return Environment{}, err
+		// Audited in the owner's log (the caller is authenticated and the
+		// name valid), answered as not found.
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: "refused", Detail: action + ": not the owner"})
+		return Environment{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	if err := apply(&e); err != nil {
 		if errors.Is(err, ErrForbidden) {

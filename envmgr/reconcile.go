@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/paddockhq/paddock/envmgr/spec"
@@ -48,6 +49,8 @@ type Reconciler struct {
 	log     *slog.Logger
 	workers int
 
+	errors atomic.Uint64
+
 	mu      sync.Mutex
 	pending map[string]bool // queued or being worked on
 	dirty   map[string]bool // changed while being worked on
@@ -67,11 +70,14 @@ func NewReconciler(store Store, prov Provisioner, now func() time.Time, log *slo
 }
 
 // Run reconciles until ctx ends. Every value from tick triggers an expiry
-// check and a pass over all environments.
+// check and a pass over all environments. Losing the store does not end it:
+// a watch that cannot start or breaks is opened again on the next tick, and
+// until then the ticks keep every environment moving.
 func (r *Reconciler) Run(ctx context.Context, tick <-chan time.Time) error {
 	changes, err := r.store.Watch(ctx)
 	if err != nil {
-		return err
+		r.log.Warn("watch environments; retrying on the next tick", "err", err)
+		changes = nil
 	}
 	var wg sync.WaitGroup
 	for range r.workers {
@@ -98,14 +104,23 @@ func (r *Reconciler) Run(ctx context.Context, tick <-chan time.Time) error {
 				if ctx.Err() != nil {
 					return nil // cancelled: the watch closes with it
 				}
-				return errors.New("envmgr: store watch ended")
+				r.log.Warn("environment watch ended; re-watching on the next tick")
+				changes = nil
+				continue
 			}
 			if e.State != StateDestroyed {
 				r.enqueue(e.Name)
 			}
 		case <-tick:
+			if changes == nil {
+				if changes, err = r.store.Watch(ctx); err != nil {
+					r.log.Warn("watch environments", "err", err)
+					changes = nil
+				}
+			}
 			all, err := r.store.List(ctx)
 			if err != nil {
+				r.errors.Add(1)
 				r.log.Warn("list environments", "err", err)
 				continue
 			}
@@ -117,6 +132,9 @@ func (r *Reconciler) Run(ctx context.Context, tick <-chan time.Time) error {
 		}
 	}
 }
+
+// Errors counts reconcile steps and passes that failed, for /metrics.
+func (r *Reconciler) Errors() uint64 { return r.errors.Load() }
 
 func (r *Reconciler) enqueue(name string) {
 	r.mu.Lock()
@@ -137,6 +155,7 @@ func (r *Reconciler) work(ctx context.Context, name string) {
 	for {
 		more, err := r.Step(ctx, name)
 		if err != nil && ctx.Err() == nil {
+			r.errors.Add(1)
 			r.log.Warn("reconcile", "env", name, "err", err)
 		}
 		if err != nil || !more || ctx.Err() != nil {

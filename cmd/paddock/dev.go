@@ -100,7 +100,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		envStarted.Store(true)
 		go func() {
 			defer close(envExited)
-			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens, AuthDir: *stateDir + "/nats-auth", SourceDir: *source}, log,
+			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens, AuthDir: *stateDir + "/nats-auth", SourceDir: *source,
+				AuditMaxAge: defaultAuditMaxAge, AuditMaxBytes: defaultAuditMaxBytes, AuditMaxPerEnv: defaultAuditMaxPerEnv}, log,
 				func(es envdaemon.Started) {
 					obs := filepath.Join(*stateDir, "nats-auth", natsauth.ObserverCredsFile)
 					fmt.Fprintf(stdout, `paddock is running on embedded defaults (Ctrl-C stops everything).

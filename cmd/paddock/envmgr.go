@@ -33,8 +33,14 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 	replicas := fs.Int("replicas", 1, "JetStream replicas of the environment store (3 on a production cluster)")
 	every := fs.Duration("reconcile-every", 10*time.Second, "expiry and supervision interval")
 	level := fs.String("log-level", envDefault("PADDOCK_LOG_LEVEL", "info"), "debug, info, warn or error")
+	auditAge := fs.Duration("audit-max-age", defaultAuditMaxAge, "keep audit records at most this long (0: forever)")
+	auditBytes := fs.Int64("audit-max-bytes", defaultAuditMaxBytes, "keep at most this many bytes of audit records, oldest dropped first (0: unlimited)")
+	auditPerEnv := fs.Int64("audit-max-per-env", defaultAuditMaxPerEnv, "keep at most this many audit records per environment (0: unlimited)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
+	}
+	if *auditAge < 0 || *auditBytes < 0 || *auditPerEnv < 0 {
+		return usageError{"paddock envmgr: -audit-max-age, -audit-max-bytes and -audit-max-per-env must not be negative"}
 	}
 	if *tokens == "" {
 		return usageError{"paddock envmgr: -tokens is required (hash a token with `paddock env token-hash <token>`)"}
@@ -53,9 +59,18 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return err
 		}
 	}
-	return daemon.Run(ctx, daemon.Config{AWS: awsCfg, NATSURL: *natsURL, NATSCreds: *creds, Listen: *listen, StateDir: *stateDir, Tokens: t, ReconcileEvery: *every, AuthDir: *authDir, Replicas: *replicas, SourceDir: *source}, log,
+	return daemon.Run(ctx, daemon.Config{AWS: awsCfg, NATSURL: *natsURL, NATSCreds: *creds, Listen: *listen, StateDir: *stateDir, Tokens: t, ReconcileEvery: *every, AuthDir: *authDir, Replicas: *replicas, SourceDir: *source,
+		AuditMaxAge: *auditAge, AuditMaxBytes: *auditBytes, AuditMaxPerEnv: *auditPerEnv}, log,
 		func(s daemon.Started) { fmt.Fprintf(stderr, "environment manager API on %s\n", s.APIURL) })
 }
+
+// Audit retention defaults: a quarter of history, 1 GiB, 10,000 records
+// per environment.
+const (
+	defaultAuditMaxAge    = 90 * 24 * time.Hour
+	defaultAuditMaxBytes  = 1 << 30
+	defaultAuditMaxPerEnv = 10_000
+)
 
 // awsFile is the -aws-config file.
 type awsFile struct {

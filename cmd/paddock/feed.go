@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/feed/daemon"
 	"github.com/paddockhq/paddock/feed/sim"
+	"github.com/paddockhq/paddock/internal/natsauth"
 	"github.com/paddockhq/paddock/proto"
 )
 
@@ -145,11 +146,20 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if fs.NArg() != 1 {
 		return usageError{"usage: paddock tap [-n N] <subject>   e.g. market.data.binance.btcusdt.trades or market.>"}
 	}
-	var opts []nats.Option
+	// A refused subscription arrives asynchronously; tap exits non-zero with
+	// it instead of waiting for messages that will never come.
+	asyncErr := make(chan error, 1)
+	opts := []nats.Option{nats.Name("paddock-tap"), nats.CustomInboxPrefix(natsauth.ObserverInbox),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			select {
+			case asyncErr <- err:
+			default:
+			}
+		})}
 	if *creds != "" {
 		opts = append(opts, nats.UserCredentials(*creds))
 	}
-	nc, err := nats.Connect(*url, append(opts, nats.Name("paddock-tap"))...)
+	nc, err := nats.Connect(*url, opts...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", *url, err)
 	}
@@ -160,11 +170,16 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("subscribe %s: %w", fs.Arg(0), err)
 	}
 	defer sub.Unsubscribe()
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		return fmt.Errorf("subscribe %s: %w", fs.Arg(0), err)
+	}
 	buf := make([]byte, 0, 4096)
 	for n := 0; *count == 0 || n < *count; n++ {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-asyncErr:
+			return fmt.Errorf("subscribe %s: %w", fs.Arg(0), err)
 		case msg := <-msgs:
 			if strings.HasPrefix(msg.Subject, "env.") { // environment events are JSON already
 				fmt.Fprintf(stdout, "%s %s\n", msg.Subject, msg.Data)

@@ -17,6 +17,8 @@ import (
 	"github.com/paddockhq/paddock/envmgr/natskv"
 	"github.com/paddockhq/paddock/internal/embednats"
 	"github.com/paddockhq/paddock/internal/natstest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 const devEnv = `version: 1
@@ -31,6 +33,7 @@ type fixture struct {
 	srv      *httptest.Server
 	store    *natskv.Store
 	progress *envmgr.ProgressHub
+	metrics  *Metrics
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -48,12 +51,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(envmgr.NewManager(store, nil, nil), store, tokens, ConnectInfo{NATSURL: ns.ClientURL()}, nil)
+	m := NewMetrics(prometheus.NewRegistry())
+	s := New(envmgr.NewManager(store, nil, nil), store, tokens, ConnectInfo{NATSURL: ns.ClientURL()}, nil, Options{Metrics: m, Health: store})
 	hub := envmgr.NewProgressHub()
 	s.SetProgress(hub)
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, store: store, progress: hub}
+	return &fixture{srv: srv, store: store, progress: hub, metrics: m}
 }
 
 func (f *fixture) do(t *testing.T, method, path, token string, body any) (int, map[string]any) {
@@ -92,10 +96,10 @@ func TestRequestsAndStatusCodes(t *testing.T) {
 		{"invalid spec", "POST", "/v1/environments", "alice-token", CreateBody{SpecYAML: "version: 1\nttl_hour: 3\n"}, 422, "invalid_spec"},
 		{"unknown body field", "POST", "/v1/environments", "alice-token", map[string]any{"spec": "x"}, 400, "bad_request"},
 		{"get own", "GET", "/v1/environments/alpha", "alice-token", nil, 200, ""},
-		{"get other's", "GET", "/v1/environments/alpha", "bob-token", nil, 403, "forbidden"},
+		{"get other's is not found", "GET", "/v1/environments/alpha", "bob-token", nil, 404, "not_found"},
 		{"admin gets any", "GET", "/v1/environments/alpha", "admin-token", nil, 200, ""},
 		{"missing", "GET", "/v1/environments/nope", "alice-token", nil, 404, "not_found"},
-		{"stop other's", "POST", "/v1/environments/alpha/stop", "bob-token", nil, 403, "forbidden"},
+		{"stop other's is not found", "POST", "/v1/environments/alpha/stop", "bob-token", nil, 404, "not_found"},
 		{"extend", "POST", "/v1/environments/alpha/extend", "alice-token", map[string]int{"hours": 24}, 202, ""},
 		{"extend past 96h", "POST", "/v1/environments/alpha/extend", "alice-token", map[string]int{"hours": 48}, 403, "forbidden"},
 		{"admin extends past 96h", "POST", "/v1/environments/alpha/extend", "admin-token", map[string]int{"hours": 48}, 202, ""},
@@ -137,12 +141,19 @@ func TestRequestsAndStatusCodes(t *testing.T) {
 			refusals++
 		}
 	}
-	if refusals < 3 { // bob's get and stop, alice's extend past 96h
+	if refusals < 2 { // bob's stop, alice's extend past 96h
 		t.Fatalf("%d refusals audited for alpha: %+v", refusals, recs)
 	}
+	// Unauthenticated refusals are counted, never audited: an anonymous
+	// caller cannot fill an audit log.
 	global, _ := f.store.Audit(t.Context(), "_global")
-	if len(global) < 2 {
-		t.Fatalf("unauthenticated requests not audited: %+v", global)
+	for _, r := range global {
+		if r.Actor == "" || r.Actor == "unauthenticated" {
+			t.Fatalf("an unauthenticated request was audited: %+v", r)
+		}
+	}
+	if n := testutil.ToFloat64(f.metrics.refused.WithLabelValues("unauthenticated")); n != 2 {
+		t.Fatalf("unauthenticated refusals counted %v, want 2", n)
 	}
 }
 
@@ -212,7 +223,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	var served []string
 	for _, line := range strings.Split(string(src), "\n") {
-		for _, prefix := range []string{`s.handle("`, `s.mux.HandleFunc("`} {
+		for _, prefix := range []string{`s.handle("`, `s.mux.HandleFunc("`, `s.mux.Handle("`} {
 			if i := strings.Index(line, prefix); i >= 0 {
 				rest := line[i+len(prefix):]
 				served = append(served, rest[:strings.Index(rest, `"`)])

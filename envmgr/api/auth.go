@@ -18,7 +18,7 @@ import (
 // secret. The secret itself is never stored.
 type Token struct {
 	Name   string `yaml:"name"`
-	Role   string `yaml:"role"`   // developer | admin
+	Role   string `yaml:"role"`   // developer | admin | integration
 	SHA256 string `yaml:"sha256"` // hex of sha256(token)
 }
 
@@ -40,8 +40,8 @@ func HashToken(token string) string {
 func NewTokens(ts []Token) (*Tokens, error) {
 	t := &Tokens{byHash: map[[32]byte]envmgr.Actor{}}
 	for i, tok := range ts {
-		if tok.Name == "" || (tok.Role != "developer" && tok.Role != "admin") {
-			return nil, fmt.Errorf("tokens[%d]: want a name and role developer or admin", i)
+		if tok.Name == "" || (tok.Role != "developer" && tok.Role != "admin" && tok.Role != "integration") {
+			return nil, fmt.Errorf("tokens[%d]: want a name and role developer, admin or integration", i)
 		}
 		raw, err := hex.DecodeString(tok.SHA256)
 		if err != nil || len(raw) != 32 {
@@ -49,7 +49,7 @@ func NewTokens(ts []Token) (*Tokens, error) {
 		}
 		var h [32]byte
 		copy(h[:], raw)
-		t.byHash[h] = envmgr.Actor{Name: tok.Name, Admin: tok.Role == "admin"}
+		t.byHash[h] = envmgr.Actor{Name: tok.Name, Admin: tok.Role == "admin", Integration: tok.Role == "integration"}
 	}
 	return t, nil
 }

@@ -13,10 +13,13 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/internal/jsonbody"
 )
 
 //go:embed openapi.json
@@ -33,6 +36,32 @@ type Server struct {
 	connect ConnectInfo
 	// progress, when set, adds provisioners' progress to the events stream.
 	progress *envmgr.ProgressHub
+	metrics  *Metrics
+	health   HealthChecker
+
+	// refusals are logged at most once per refusalLogEvery, with the count
+	// since the last line: an anonymous flood costs a counter, not a log.
+	refusalMu     sync.Mutex
+	refusalLogged time.Time
+	refusalCount  int
+}
+
+// refusalLogEvery bounds the log lines about refused requests.
+const refusalLogEvery = 5 * time.Second
+
+// HealthChecker reports whether the store can be reached; /healthz and
+// /readyz answer 503 with its error while it cannot.
+type HealthChecker interface {
+	Healthy(ctx context.Context) error
+}
+
+// Options are the API server's optional parts.
+type Options struct {
+	Metrics *Metrics      // nil: metrics not kept
+	Health  HealthChecker // nil: the store is assumed reachable
+	// MetricsHandler, when set, serves /metrics (unauthenticated, like the
+	// feed's: counts and states only, no names or owners).
+	MetricsHandler http.Handler
 }
 
 // SetProgress streams a provisioner's progress events (event: progress)
@@ -45,16 +74,28 @@ type ConnectInfo struct {
 }
 
 // New creates the API server.
-func New(mgr *envmgr.Manager, store envmgr.Store, tokens *Tokens, connect ConnectInfo, log *slog.Logger) *Server {
+func New(mgr *envmgr.Manager, store envmgr.Store, tokens *Tokens, connect ConnectInfo, log *slog.Logger, opts ...Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{mgr: mgr, store: store, tokens: tokens, log: log.With("component", "api"), mux: http.NewServeMux(), connect: connect}
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	s := &Server{mgr: mgr, store: store, tokens: tokens, log: log.With("component", "api"), mux: http.NewServeMux(), connect: connect,
+		metrics: o.Metrics, health: o.Health}
 	s.mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi)
 	})
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.healthz)
+	if o.MetricsHandler != nil {
+		s.mux.Handle("GET /metrics", o.MetricsHandler)
+	}
 	s.handle("POST /v1/environments", s.create)
 	s.handle("GET /v1/environments", s.list)
 	s.handle("GET /v1/environments/{name}", s.get)
@@ -69,15 +110,66 @@ func New(mgr *envmgr.Manager, store envmgr.Store, tokens *Tokens, connect Connec
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
+// healthz answers 200 while the store can be reached and 503 with the
+// reason while it cannot, so that a supervisor can act on a manager that has
+// lost NATS.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if s.health != nil {
+		if err := s.health.Healthy(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
 type handlerFunc func(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error
 
-// handle authenticates, runs h, and maps its error to a response in one
-// place. Refusals are audited.
+// statusWriter remembers the status code, for the requests metric.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// handle checks the path's name, authenticates, runs h, and maps its error
+// to a response in one place. The name is checked first: a bad one never
+// reaches a store key, a NATS subject or a log line, whoever sends it.
+// Requests refused before they reach an environment (bad names,
+// unauthenticated) are counted and logged at a limited rate, never written
+// to an environment's audit log, which an anonymous caller could fill.
 func (s *Server) handle(pattern string, h handlerFunc) {
-	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc(pattern, func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusWriter{ResponseWriter: rw}
+		defer func() {
+			code := w.code
+			if code == 0 {
+				code = http.StatusOK
+			}
+			s.metrics.requests.WithLabelValues(pattern, strconv.Itoa(code)).Inc()
+		}()
+		if name := r.PathValue("name"); name != "" || hasName(pattern) {
+			if err := spec.CheckName(name); err != nil {
+				s.refusedEarly("bad_name")
+				s.writeError(w, fmt.Errorf("%w: %w", envmgr.ErrInvalid, err))
+				return
+			}
+		}
 		who, err := s.tokens.actor(r)
 		if err != nil {
-			s.refused(r, "", err)
+			s.refusedEarly("unauthenticated")
 			s.writeError(w, err)
 			return
 		}
@@ -90,15 +182,39 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 	})
 }
 
+func hasName(pattern string) bool {
+	for i := 0; i+6 <= len(pattern); i++ {
+		if pattern[i:i+6] == "{name}" {
+			return true
+		}
+	}
+	return false
+}
+
+// refusedEarly counts a request refused before authentication and logs at
+// most one line per refusalLogEvery.
+func (s *Server) refusedEarly(reason string) {
+	s.metrics.refused.WithLabelValues(reason).Inc()
+	s.refusalMu.Lock()
+	s.refusalCount++
+	if time.Since(s.refusalLogged) < refusalLogEvery {
+		s.refusalMu.Unlock()
+		return
+	}
+	n := s.refusalCount
+	s.refusalCount, s.refusalLogged = 0, time.Now()
+	s.refusalMu.Unlock()
+	s.log.Warn("requests refused before authentication", "count", n, "last_reason", reason)
+}
+
+// refused audits an authenticated actor's refused request, in the named
+// environment's log (the name is valid by now) or the global one.
 func (s *Server) refused(r *http.Request, actor string, err error) {
 	env := r.PathValue("name")
 	if env == "" {
-		env = "_global"
+		env = envmgr.GlobalAudit
 	}
-	if actor == "" {
-		actor = "unauthenticated"
-	}
-	rec := envmgr.AuditRecord{Env: env, At: time.Now().UTC(), Actor: actor, Action: "refused", Detail: r.Method + " " + r.URL.Path + ": " + err.Error()}
+	rec := envmgr.AuditRecord{Env: env, At: time.Now().UTC(), Actor: actor, Action: "refused", Detail: r.Method + " " + r.Pattern + ": " + err.Error()}
 	if aerr := s.store.AppendAudit(r.Context(), rec); aerr != nil {
 		s.log.Error("audit write failed", "err", aerr)
 	}
@@ -111,13 +227,24 @@ type Error struct {
 	Fields []spec.FieldError `json:"fields,omitempty"`
 }
 
-// writeError maps errors to status codes: the one place that does.
+// writeError maps errors to status codes: the one place that does. A 500
+// or 503 never carries the underlying error's text (NATS subjects, server
+// messages): it is logged, and the caller gets the class.
 func (s *Server) writeError(w http.ResponseWriter, err error) {
 	var se *spec.Errors
+	var je *jsonbody.Error
 	status, code := http.StatusInternalServerError, "internal"
 	switch {
 	case errors.As(err, &se):
 		writeJSON(w, http.StatusUnprocessableEntity, Error{Error: err.Error(), Code: "invalid_spec", Fields: se.List})
+		return
+	case errors.As(err, &je):
+		writeJSON(w, je.Status, Error{Error: je.Msg, Code: "bad_request"})
+		return
+	case errors.Is(err, envmgr.ErrUnavailable):
+		s.log.Warn("request failed: store unavailable", "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, Error{Error: "the environment store is unavailable; retry shortly", Code: "unavailable"})
 		return
 	case errors.Is(err, errUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="paddock"`)
@@ -136,6 +263,8 @@ func (s *Server) writeError(w http.ResponseWriter, err error) {
 		status, code = http.StatusBadRequest, "bad_request"
 	default:
 		s.log.Error("request failed", "err", err)
+		writeJSON(w, status, Error{Error: "internal error; the manager's log has the details", Code: code})
+		return
 	}
 	writeJSON(w, status, Error{Error: err.Error(), Code: code})
 }
@@ -156,13 +285,10 @@ type CreateBody struct {
 	CommitSHA string `json:"commit_sha,omitempty"`
 }
 
+// decode reads a request body by the one rule (internal/jsonbody). A body
+// holds at most a .dev-env.yaml, JSON-escaped, and a few fields.
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, spec.MaxFileBytes*2))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: body: %v", errBadRequest, err)
-	}
-	return nil
+	return jsonbody.Decode(r, v, spec.MaxFileBytes*2+4096, true)
 }
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {

@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
 	"github.com/paddockhq/paddock/envmgr/local"
@@ -47,6 +50,10 @@ type Config struct {
 	// AWS, when set, provisions environments on AWS through the Terraform
 	// module instead of as local processes.
 	AWS *AWSConfig
+	// Audit retention (see natskv.Options); zero is unlimited.
+	AuditMaxAge    time.Duration
+	AuditMaxBytes  int64
+	AuditMaxPerEnv int64
 }
 
 // Started is reported once the API listens.
@@ -78,7 +85,10 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 			c.NATSCreds = filepath.Join(c.AuthDir, natsauth.ManagerCredsFile)
 		}
 	}
-	opts := []nats.Option{nats.Name("paddock-envmgr")}
+	// The manager's replies arrive on its own inbox prefix, which no other
+	// user may subscribe to (natsauth.ManagerUser): JetStream's answers carry
+	// every environment's record.
+	opts := []nats.Option{nats.Name("paddock-envmgr"), nats.CustomInboxPrefix(natsauth.ManagerInbox)}
 	if c.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(c.NATSCreds))
 	}
@@ -91,10 +101,16 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 			log.Warn("NATS drain", "component", "envmgr", "err", err)
 		}
 	}()
-	store, err := natskv.Open(ctx, nc, natskv.Options{Replicas: c.Replicas})
+	store, err := natskv.Open(ctx, nc, natskv.Options{Replicas: c.Replicas,
+		AuditMaxAge: c.AuditMaxAge, AuditMaxBytes: c.AuditMaxBytes, AuditMaxPerEnv: c.AuditMaxPerEnv,
+		Redial: func() (*nats.Conn, error) {
+			log.Warn("the NATS server closed the manager's connection; connecting again", "component", "envmgr")
+			return nats.Connect(c.NATSURL, append(opts, nats.MaxReconnects(-1))...)
+		}})
 	if err != nil {
 		return err
 	}
+	defer store.Close()
 	lc := local.Config{StateDir: filepath.Join(c.StateDir, "envs"), NATSURL: c.NATSURL, Command: c.NodeCommand, Logger: log,
 		SourceDir: c.SourceDir, USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds}
 	if auth != nil {
@@ -162,9 +178,14 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	if err != nil {
 		return fmt.Errorf("API listener %s: %w", c.Listen, err)
 	}
-	apiSrv := api.New(mgr, store, c.Tokens, api.ConnectInfo{NATSURL: c.NATSURL}, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "paddock_envmgr_reconcile_errors_total",
+		Help: "Reconcile steps and passes that failed."}, func() float64 { return float64(rec.Errors()) }))
+	apiSrv := api.New(mgr, store, c.Tokens, api.ConnectInfo{NATSURL: c.NATSURL}, log, api.Options{
+		Metrics: api.NewMetrics(reg), Health: store, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
 	apiSrv.SetProgress(hub)
-	srv := &http.Server{Handler: apiSrv, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: apiSrv, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
 

@@ -174,9 +174,9 @@ func TestLifecycleWithLocalNodes(t *testing.T) {
 	}
 	pid1 := pidOf(t, r.stateDir, "life")
 
-	// Another developer can neither see nor stop it.
+	// Another developer can neither see nor stop it: to them it does not exist.
 	bob := envmgr.Actor{Name: "bob"}
-	if _, err := r.mgr.Stop(t.Context(), bob, "life"); !errors.Is(err, envmgr.ErrForbidden) {
+	if _, err := r.mgr.Stop(t.Context(), bob, "life"); !errors.Is(err, envmgr.ErrNotFound) {
 		t.Fatalf("bob stopping alice's environment: %v", err)
 	}
 

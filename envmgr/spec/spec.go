@@ -25,6 +25,14 @@ const (
 	MaxNameLen          = 40  // names end up in subjects, tags and hostnames with prefixes
 	MaxReplayDays       = 31  // the longest replay range
 	MaxFileBytes        = 64 << 10
+	MaxPRNumber         = 1 << 30 // GitHub's numbers are far below; a bound before any arithmetic
+)
+
+// Upper bounds of risk_config values: far beyond any sandbox, and well
+// inside what the risk gate's 128-bit arithmetic handles.
+var (
+	MaxUSD       = proto.Decimal{Mant: 1_000_000_000_000} // max_position_usd, starting_equity_usd
+	MaxOrderRate = proto.Decimal{Mant: 10_000}            // orders per second
 )
 
 // DefaultStartingEquityUSD is the paper account's equity when

@@ -216,7 +216,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if checkName(s.Name) != "" {
+		if CheckName(s.Name) != nil {
 			t.Fatalf("accepted name %q", s.Name)
 		}
 		for _, e := range s.Exchanges {

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/paddockhq/paddock/proto"
+	"github.com/paddockhq/paddock/risk"
 )
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
@@ -27,9 +29,11 @@ func validate(s *Spec, o Options, lines map[string][2]int, errs *Errors) {
 	// Name: the file's, else pr-<n>, else a slug of the branch.
 	switch {
 	case s.Name != "":
-		if err := checkName(s.Name); err != "" {
-			bad("environment.name", "%q %s", s.Name, err)
+		if err := CheckName(s.Name); err != nil {
+			bad("environment.name", "%s", err)
 		}
+	case o.PRNumber > MaxPRNumber || o.PRNumber < 0:
+		bad("environment.name", "pr_number %d is out of range (1 to %d)", o.PRNumber, MaxPRNumber)
 	case o.PRNumber > 0:
 		s.Name = "pr-" + strconv.Itoa(o.PRNumber)
 	case o.Branch != "":
@@ -137,6 +141,26 @@ func validate(s *Spec, o Options, lines map[string][2]int, errs *Errors) {
 	if s.Risk.MaxDrawdownPct.Cmp(hundred) > 0 {
 		bad("risk_config.max_drawdown_pct", "must be at most 100, not %s", s.Risk.MaxDrawdownPct)
 	}
+	// Upper bounds, so that no limit reaches the gate's arithmetic with a
+	// value it would overflow on or refuse later, at provisioning.
+	for _, r := range []struct {
+		field string
+		v     proto.Decimal
+		max   proto.Decimal
+	}{{"max_position_usd", s.Risk.MaxPositionUSD, MaxUSD}, {"starting_equity_usd", s.Risk.StartingEquityUSD, MaxUSD},
+		{"max_order_rate", s.Risk.MaxOrderRate, MaxOrderRate}} {
+		if r.v.Cmp(r.max) > 0 {
+			bad("risk_config."+r.field, "%s is beyond the limit of %s", r.v, r.max)
+		}
+	}
+	if len(errs.List) == structural {
+		// The gate itself is the last word: whatever it would refuse at
+		// provisioning is refused here, with the file's line.
+		if _, err := risk.New(risk.Limits{MaxPositionUSD: s.Risk.MaxPositionUSD, MaxDrawdownPct: s.Risk.MaxDrawdownPct,
+			MaxOrderRate: s.Risk.MaxOrderRate, StartingEquityUSD: s.Risk.StartingEquityUSD}); err != nil {
+			bad("risk_config", "%s", err)
+		}
+	}
 
 	if _, ok := lines["strategy.binary"]; !ok {
 		bad("strategy.binary", "required field is missing")
@@ -159,15 +183,56 @@ func validate(s *Spec, o Options, lines map[string][2]int, errs *Errors) {
 	}
 }
 
-// checkName reports why a name is not usable.
-func checkName(n string) string {
-	switch {
-	case len(n) > MaxNameLen:
-		return fmt.Sprintf("is longer than %d characters", MaxNameLen)
-	case !dnsLabel.MatchString(n):
-		return "must be lower-case letters, digits and inner hyphens (a DNS label): it becomes part of NATS subjects, tags and hostnames"
+// ErrName is matched (errors.Is) by CheckName's errors.
+var ErrName = errors.New("invalid environment name")
+
+type nameError struct{ msg string }
+
+func (e nameError) Error() string        { return e.msg }
+func (e nameError) Is(target error) bool { return target == ErrName }
+
+// CheckName is the one rule for an environment name wherever it comes from
+// (a file, a URL, a request body, a webhook): a DNS label of at most
+// MaxNameLen characters. Every boundary calls it before a name reaches a NATS
+// subject, a key-value key, a file path or a log line. The error quotes at
+// most the first 64 bytes of a bad name, so a hostile name is never echoed
+// whole.
+func CheckName(n string) error {
+	q := n
+	if len(q) > 64 {
+		q = q[:64] + "..."
 	}
-	return ""
+	switch {
+	case n == "":
+		return nameError{"the environment name is empty"}
+	case len(n) > MaxNameLen:
+		return nameError{fmt.Sprintf("%q is longer than %d characters (%d)", q, MaxNameLen, len(n))}
+	case !dnsLabel.MatchString(n):
+		return nameError{fmt.Sprintf("%q must be lower-case letters, digits and inner hyphens (a DNS label): it becomes part of NATS subjects, tags and hostnames", q)}
+	}
+	return nil
+}
+
+// CheckPRNumber checks a pull request number from a request or a webhook.
+func CheckPRNumber(n int) error {
+	if n < 0 || n > MaxPRNumber {
+		return fmt.Errorf("pr_number %d is out of range (1 to %d)", n, MaxPRNumber)
+	}
+	return nil
+}
+
+// PRNumberOf reports the pull request a name like pr-42 belongs to, or 0.
+// Such names are reserved for the pull-request integration and admins.
+func PRNumberOf(name string) int {
+	rest, ok := strings.CutPrefix(name, "pr-")
+	if !ok || rest == "" || len(rest) > 10 || rest[0] == '0' {
+		return 0
+	}
+	n, err := strconv.Atoi(rest)
+	if err != nil || n <= 0 || n > MaxPRNumber {
+		return 0
+	}
+	return n
 }
 
 // Slug turns a branch name into a valid environment name: lower case, runs

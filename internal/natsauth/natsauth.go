@@ -226,9 +226,22 @@ func FeedUser() User {
 	return User{Name: "feed", Pub: []string{"market.>"}, Sub: []string{proto.SnapshotPrefix + ".>"}, Respond: true}
 }
 
-// ManagerUser is the environment manager: the whole account (JetStream store,
-// audit log).
-func ManagerUser() User { return User{Name: "envmgr"} }
+// Inbox prefixes of the services that make requests. Nobody may subscribe
+// to the default _INBOX.>: each user reads only its own inbox, so no user
+// sees another's replies (the manager's carry every environment's record).
+const (
+	ManagerInbox  = "_INBOX_paddock_envmgr"
+	ObserverInbox = "_INBOX_paddock_observer"
+)
+
+// ManagerUser is the environment manager: JetStream (its store and audit
+// log), its own inbox, the nodes' heartbeats and the feed's health and
+// snapshot subjects (what it asks the feed), and the environments' subjects.
+func ManagerUser() User {
+	return User{Name: "envmgr",
+		Pub: []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "paddock.audit.>", proto.SnapshotPrefix + ".>", "env.>"},
+		Sub: []string{ManagerInbox + ".>", "env.>", proto.HealthPrefix + ".>"}}
+}
 
 // SystemUser pushes account updates to the servers.
 func SystemUser() User { return User{Name: "paddock-sys", System: true} }
@@ -271,11 +284,12 @@ func push(ctx context.Context, nc *nats.Conn, accountJWT string) error {
 	return nil
 }
 
-// ObserverUser may only read market data and health: for `paddock tap` and
-// dashboards.
+// ObserverUser may only read market data, health and the environments'
+// public events (orders, fills, risk, node status), and request book
+// snapshots with replies on its own inbox: for `paddock tap` and dashboards.
 func ObserverUser() User {
-	return User{Name: "observer", Sub: []string{"market.>", "_INBOX.>", "env.*.orders", "env.*.fills", "env.*.risk", "env.*.node"},
-		Pub: []string{"market.snapshot.>"}}
+	return User{Name: "observer", Sub: []string{"market.>", ObserverInbox + ".>", "env.*.orders", "env.*.fills", "env.*.risk", "env.*.node"},
+		Pub: []string{proto.SnapshotPrefix + ".>"}}
 }
 
 // WriteCreds mints u into a .creds file (0600) and returns the user's
