@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/internal/embednats"
 	"github.com/paddockhq/paddock/internal/natstest"
@@ -185,4 +188,75 @@ func BenchmarkList(b *testing.B) {
 			b.Fatalf("%d %v", len(list), err)
 		}
 	}
+}
+
+// TestStoreOutlivesAClosedConnection reproduces what closed the first wave's
+// manager for good: a publish whose subject is over NATS's control-line
+// limit makes the server close the connection, and nats.go does not
+// reconnect after that. The store replaces the connection (Redial) and its
+// watch carries on.
+func TestStoreOutlivesAClosedConnection(t *testing.T) {
+	ns := natstest.Server(t, embednats.Options{StoreDir: t.TempDir()})
+	nc := natstest.Connect(t, ns.ClientURL())
+	var redials atomic.Int32
+	s, err := Open(t.Context(), nc, Options{Redial: func() (*nats.Conn, error) {
+		redials.Add(1)
+		return nats.Connect(ns.ClientURL())
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	ctx := t.Context()
+	w, err := s.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, env("before")); err != nil {
+		t.Fatal(err)
+	}
+	if e := <-w; e.Name != "before" {
+		t.Fatalf("watched %q", e.Name)
+	}
+	// A name the store refuses never reaches the server.
+	if _, _, err := s.Get(ctx, strings.Repeat("a", 4100)); !errors.Is(err, envmgr.ErrInvalid) {
+		t.Fatalf("long name: %v", err)
+	}
+	if err := s.AppendAudit(ctx, envmgr.AuditRecord{Env: "a.b"}); !errors.Is(err, envmgr.ErrInvalid) {
+		t.Fatalf("dotted name: %v", err)
+	}
+	// Kill the connection the way the hostile subject did.
+	_ = nc.Publish("paddock.audit."+strings.Repeat("a", 5000), nil)
+	_ = nc.Flush()
+	deadline := time.Now().Add(10 * time.Second)
+	for !nc.IsClosed() {
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not close the connection")
+		}
+		time.Sleep(5 * time.Millisecond) // the server's close arrives asynchronously
+	}
+	var created bool
+	for !created {
+		_, err := s.Create(ctx, env("after"))
+		switch {
+		case err == nil:
+			created = true
+		case errors.Is(err, envmgr.ErrUnavailable) && time.Now().Before(deadline):
+			time.Sleep(50 * time.Millisecond) // redials are rate-limited to one a second
+		default:
+			t.Fatalf("create after the close: %v", err)
+		}
+	}
+	if n := redials.Load(); n != 1 {
+		t.Fatalf("%d redials, want 1", n)
+	}
+	if err := s.Healthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for e := range w {
+		if e.Name == "after" {
+			return
+		}
+	}
+	t.Fatal("the watch ended")
 }
