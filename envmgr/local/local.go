@@ -99,6 +99,19 @@ func New(c Config) (*Provisioner, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Every path the provisioner hands on is absolute: a node, a build and a
+	// strategy each run in another directory, where a relative path means
+	// something else (the first wave built the example strategy into the
+	// strategy's own source folder this way).
+	var err error
+	if c.StateDir, err = filepath.Abs(c.StateDir); err != nil {
+		return nil, err
+	}
+	if c.SourceDir != "" {
+		if c.SourceDir, err = filepath.Abs(c.SourceDir); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -144,43 +157,110 @@ func ensureKey(path string) error {
 // strategy resolves the declared strategy against SourceDir: a directory
 // of Go code is built into the node's directory, an executable runs as is.
 func (p *Provisioner) strategy(ctx context.Context, name string, s *spec.Spec) (*node.StrategyConfig, error) {
-	src := filepath.Join(p.cfg.SourceDir, filepath.FromSlash(s.Strategy.Binary))
+	src, err := p.inSource(s.Strategy.Binary)
+	if err != nil {
+		return nil, err
+	}
 	st, err := os.Stat(src)
 	if err != nil {
-		return nil, fmt.Errorf("%s not found under %s: %w", s.Strategy.Binary, p.cfg.SourceDir, err)
+		return nil, err
 	}
 	bin := src
 	if st.IsDir() {
 		bin = filepath.Join(p.dir(name), "strategy")
-		abs, err := filepath.Abs(src)
-		if err != nil {
-			return nil, err
-		}
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-		cmd.Dir = abs
+		cmd.Dir = src
+		cmd.Env = buildEnv()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build %s: %w\n%s", s.Strategy.Binary, err, out)
 		}
 	} else if st.Mode()&0o111 == 0 {
 		return nil, fmt.Errorf("%s is neither a directory of Go code nor an executable", s.Strategy.Binary)
 	}
-	abs, err := filepath.Abs(bin)
-	if err != nil {
-		return nil, err
-	}
-	c := &node.StrategyConfig{Command: []string{abs}, Dir: p.dir(name)}
+	c := &node.StrategyConfig{Command: []string{bin}, Dir: p.dir(name)}
 	if s.Strategy.Config != "" {
-		cfg, err := filepath.Abs(filepath.Join(p.cfg.SourceDir, filepath.FromSlash(s.Strategy.Config)))
+		cfg, err := p.inSource(s.Strategy.Config)
 		if err != nil {
-			return nil, err
-		}
-		if _, err := os.Stat(cfg); err != nil {
-			return nil, fmt.Errorf("config %s: %w", s.Strategy.Config, err)
+			return nil, fmt.Errorf("config %w", err)
 		}
 		c.Config = cfg
 	}
 	return c, nil
 }
+
+// inSource resolves a path from a .dev-env.yaml to its real location, with
+// every symbolic link followed, and refuses it unless it lies inside the
+// source checkout, outside its .git and outside the state directory: a link
+// in a checkout must not run /usr/bin/id or another environment's binary.
+func (p *Provisioner) inSource(rel string) (string, error) {
+	root, err := filepath.EvalSymlinks(p.cfg.SourceDir)
+	if err != nil {
+		return "", fmt.Errorf("source directory %s: %w", p.cfg.SourceDir, err)
+	}
+	real, err := filepath.EvalSymlinks(filepath.Join(root, filepath.FromSlash(rel)))
+	if err != nil {
+		return "", fmt.Errorf("%s not found under %s: %w", rel, p.cfg.SourceDir, err)
+	}
+	if !within(root, real) {
+		return "", fmt.Errorf("%s resolves to %s, outside the source directory %s", rel, real, root)
+	}
+	if within(filepath.Join(root, ".git"), real) {
+		return "", fmt.Errorf("%s resolves into the repository's .git directory", rel)
+	}
+	if state, err := filepath.EvalSymlinks(p.cfg.StateDir); err == nil && within(state, real) {
+		return "", fmt.Errorf("%s resolves into the manager's state directory %s", rel, state)
+	}
+	return real, nil
+}
+
+// within reports whether path is dir or below it (both cleaned, absolute).
+func within(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
+}
+
+// MinimalEnv is the environment every child the manager starts gets
+// (nodes, strategy builds): no credentials or settings of the manager's own,
+// such as AWS_SECRET_ACCESS_KEY, only what finding programs and a home
+// directory need.
+func MinimalEnv() []string {
+	env := []string{"PATH=" + envOr("PATH", "/usr/local/bin:/usr/bin:/bin")}
+	for _, k := range []string{"HOME", "TMPDIR", "TZ", "LANG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// buildEnv is MinimalEnv plus the Go settings a build needs (its caches and
+// module proxy), read once from `go env` with the manager's environment.
+var buildEnv = sync.OnceValue(func() []string {
+	env := MinimalEnv()
+	keys := []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOFLAGS", "GOTOOLCHAIN", "GOROOT"}
+	out, err := exec.Command("go", append([]string{"env", "-json"}, keys...)...).Output()
+	if err != nil {
+		return env
+	}
+	var vals map[string]string
+	if json.Unmarshal(out, &vals) != nil {
+		return env
+	}
+	for _, k := range keys {
+		if v := vals[k]; v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+})
+
 func (p *Provisioner) usersPath(name string) string { return filepath.Join(p.dir(name), "nats-users") }
 
 // mint writes fresh credentials for the node and records the user, so that
@@ -388,6 +468,7 @@ func (p *Provisioner) ensureRunning(ctx context.Context, name string) (string, e
 		return "", err
 	}
 	cmd := p.cfg.Command(p.configPath(name))
+	cmd.Env = nodeEnv(cmd.Env)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: a Ctrl-C meant for the manager does not reach
 	// the node directly; the manager stops it (or, after a crash, adopts it).
@@ -411,6 +492,18 @@ func (p *Provisioner) ensureRunning(ctx context.Context, name string) (string, e
 	}
 	p.log.Info("node started", "env", name, "pid", cmd.Process.Pid)
 	return p.waitReady(ctx, name)
+}
+
+// nodeEnv is the node's environment: MinimalEnv plus the PADDOCK_ settings
+// the node command itself chose (a test's stand-in node sets some).
+func nodeEnv(cmdEnv []string) []string {
+	env := MinimalEnv()
+	for _, kv := range cmdEnv {
+		if strings.HasPrefix(kv, "PADDOCK_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 // waitReady waits for the node's endpoint file and a healthy /healthz.

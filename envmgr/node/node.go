@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -102,9 +103,12 @@ func Start(c *Config, log *slog.Logger) (_ *Node, err error) {
 	}
 	n.endpoint = "http://" + n.ln.Addr().String()
 	if c.Strategy != nil {
+		// The strategy runs in its own directory, so every path it is given
+		// is absolute.
+		creds, cfg := absPath(c.NATSCreds), absPath(c.Strategy.Config)
 		env := []string{client.EnvName + "=" + c.Name, client.EnvNATSURL + "=" + c.NATSURL,
-			client.EnvNATSCreds + "=" + c.NATSCreds, client.EnvInbox + "=" + c.InboxPrefix,
-			client.EnvInstruments + "=" + client.FormatInstruments(ins), client.EnvConfig + "=" + c.Strategy.Config,
+			client.EnvNATSCreds + "=" + creds, client.EnvInbox + "=" + c.InboxPrefix,
+			client.EnvInstruments + "=" + client.FormatInstruments(ins), client.EnvConfig + "=" + cfg,
 			client.EnvAdminURL + "=" + n.endpoint}
 		n.sup = NewSupervisor(c.Strategy, env, log.With("env", c.Name), m)
 		n.trader.OnHalt, n.trader.OnResume = n.sup.Pause, n.sup.Resume
@@ -240,4 +244,16 @@ func rateLimited(log *slog.Logger, every time.Duration) func(error) {
 		log.Warn("market data", "err", err, "suppressed", suppressed)
 		last, suppressed = time.Now(), 0
 	}
+}
+
+// absPath makes a configured path absolute against the node's working
+// directory; empty stays empty.
+func absPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }

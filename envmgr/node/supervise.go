@@ -151,7 +151,9 @@ func (s *Supervisor) Run(ctx context.Context) {
 
 func (s *Supervisor) runOnce(ctx context.Context) error {
 	cmd := exec.Command(s.cmd[0], s.cmd[1:]...)
-	cmd.Env = append(os.Environ(), s.env...)
+	// Only what client/GUIDE.md documents: the PADDOCK_ settings and what
+	// finding programs needs. Nothing the node inherited reaches it.
+	cmd.Env = append(strategyBaseEnv(), s.env...)
 	cmd.Dir = s.dir
 	// Its own process group, so stopping it stops whatever it started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -209,6 +211,17 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 	}
 	s.record(err.Error())
 	return err
+}
+
+// strategyBaseEnv is what a strategy gets besides its PADDOCK_ settings.
+func strategyBaseEnv() []string {
+	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	for _, k := range []string{"HOME", "TMPDIR", "TZ", "LANG"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 func (s *Supervisor) record(exit string) {
