@@ -173,3 +173,28 @@ func waitFile(t *testing.T, path string) []byte {
 		time.Sleep(20 * time.Millisecond) // polling a file the strategy writes
 	}
 }
+
+// TestStopAllStopsAdoptedNodes: a manager restarted after a crash adopts
+// the nodes its predecessor started, and on shutdown stops those too, not
+// only the ones it started itself.
+func TestStopAllStopsAdoptedNodes(t *testing.T) {
+	r := newRig(t)
+	first := r.provisioner(t)
+	s := strategySpec(t, "adopted", "x", "")
+	e := envmgr.Environment{Name: "adopted", ExpiresAt: time.Now().Add(time.Hour)}
+	if _, err := first.Provision(t.Context(), e, s); err != nil {
+		t.Fatal(err)
+	}
+	pid := pidOf(t, r.stateDir, "adopted")
+	second := r.provisioner(t) // the restarted manager's
+	if _, err := second.Provision(t.Context(), e, s); err != nil {
+		t.Fatal(err)
+	}
+	if pidOf(t, r.stateDir, "adopted") != pid {
+		t.Fatal("the restarted manager started a second node instead of adopting")
+	}
+	second.StopAll(t.Context())
+	if alive(pid) {
+		t.Fatal("the adopted node outlived the manager's shutdown")
+	}
+}

@@ -72,6 +72,9 @@ type Provisioner struct {
 	mu    sync.Mutex
 	locks envmgr.EnvLocks
 	procs map[string]*proc // nodes this process started
+	// adopted are nodes a previous manager started that this one took over;
+	// StopAll stops them as well as its own.
+	adopted map[string]bool
 }
 
 type proc struct {
@@ -116,7 +119,7 @@ func New(c Config) (*Provisioner, error) {
 		return nil, err
 	}
 	return &Provisioner{cfg: c, log: c.Logger.With("component", "provisioner", "backend", "local"),
-		procs: map[string]*proc{}}, nil
+		procs: map[string]*proc{}, adopted: map[string]bool{}}, nil
 }
 
 func (p *Provisioner) lock(name string) func() { return p.locks.Lock(name) }
@@ -407,14 +410,19 @@ func (p *Provisioner) Status(_ context.Context, name string) (envmgr.NodeStatus,
 	return envmgr.NodeStatus{Running: true, Endpoint: string(ep)}, nil
 }
 
-// StopAll stops every node this process started, for a clean shutdown of
-// `make run`. Their environments stay ready; a restarted manager starts
-// them again.
+// StopAll stops every node this process started or adopted, for a clean
+// shutdown of `make run`. Their environments stay ready; a restarted manager
+// starts them again.
 func (p *Provisioner) StopAll(ctx context.Context) {
 	p.mu.Lock()
 	var names []string
 	for n := range p.procs {
 		names = append(names, n)
+	}
+	for n := range p.adopted {
+		if p.procs[n] == nil {
+			names = append(names, n)
+		}
 	}
 	p.mu.Unlock()
 	for _, n := range names {
@@ -460,6 +468,11 @@ func (p *Provisioner) livePID(name string) int {
 func (p *Provisioner) ensureRunning(ctx context.Context, name string) (string, error) {
 	if pid := p.livePID(name); pid != 0 {
 		p.log.Info("node already running; adopting it", "env", name, "pid", pid)
+		p.mu.Lock()
+		if p.procs[name] == nil {
+			p.adopted[name] = true
+		}
+		p.mu.Unlock()
 		return p.waitReady(ctx, name)
 	}
 	_ = os.Remove(p.endpointPath(name))
@@ -566,6 +579,7 @@ func (p *Provisioner) stop(ctx context.Context, name string) error {
 	}
 	p.mu.Lock()
 	delete(p.procs, name)
+	delete(p.adopted, name)
 	p.mu.Unlock()
 	_ = os.Remove(p.pidPath(name))
 	_ = os.Remove(p.endpointPath(name))
