@@ -16,6 +16,7 @@ type Metrics struct {
 	unknownSyms   *prometheus.CounterVec
 	gaps          *prometheus.CounterVec
 	resyncs       *prometheus.CounterVec
+	restarts      *prometheus.CounterVec
 	tradeGaps     *prometheus.CounterVec
 	published     *prometheus.CounterVec
 	publishErrors *prometheus.CounterVec
@@ -48,6 +49,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Frames for symbols that are not configured."}, v),
 		gaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_book_gaps_total",
 			Help: "Order book continuity breaks (each publishes a Reset and triggers a resync)."}, vi),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_book_resync_restarts_total",
+			Help: "Resyncs started over because the update ids could not converge: snapshots that kept predating the buffered diffs, or a book that ran ahead of its stream (a corrupt or hostile update id)."}, vi),
 		resyncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_book_resyncs_total",
 			Help: "Order books brought (back) in sync from a REST snapshot."}, vi),
 		tradeGaps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_trade_ids_missed_total",
@@ -67,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Snapshot requests answered."}, v),
 	}
 	reg.MustRegister(m.connState, m.connections, m.reconnects, m.rollovers, m.frames, m.parseErrors, m.duplicates,
-		m.unknownSyms, m.gaps, m.resyncs, m.tradeGaps, m.published, m.publishErrors, m.latency, m.lastAge, m.inSync, m.snapshotReqs)
+		m.unknownSyms, m.gaps, m.resyncs, m.restarts, m.tradeGaps, m.published, m.publishErrors, m.latency, m.lastAge, m.inSync, m.snapshotReqs)
 	return m
 }
 
@@ -114,7 +117,7 @@ type instrumentMetrics struct {
 	trades, bbos, deltas, snapshots, resets prometheus.Counter
 	publishErrors                           prometheus.Counter
 	latency                                 prometheus.Observer
-	Gaps, Resyncs, TradeGaps                prometheus.Counter
+	Gaps, Resyncs, Restarts, TradeGaps      prometheus.Counter
 }
 
 func (m *Metrics) forInstrument(venue, inst string) *instrumentMetrics {
@@ -128,6 +131,7 @@ func (m *Metrics) forInstrument(venue, inst string) *instrumentMetrics {
 		latency:       m.latency.WithLabelValues(venue),
 		Gaps:          m.gaps.WithLabelValues(venue, inst),
 		Resyncs:       m.resyncs.WithLabelValues(venue, inst),
+		Restarts:      m.restarts.WithLabelValues(venue, inst),
 		TradeGaps:     m.tradeGaps.WithLabelValues(venue, inst),
 	}
 }
@@ -135,6 +139,10 @@ func (m *Metrics) forInstrument(venue, inst string) *instrumentMetrics {
 // CountGap, CountResync and CountMissedTrades are for venue adapters.
 func (in *Instrument) CountGap()    { in.metrics.Gaps.Inc() }
 func (in *Instrument) CountResync() { in.metrics.Resyncs.Inc() }
+
+// CountResyncRestart counts a resync started over because its update ids
+// could not converge.
+func (in *Instrument) CountResyncRestart() { in.metrics.Restarts.Inc() }
 
 // CountMissedTrades adds n trade ids that were never received.
 func (in *Instrument) CountMissedTrades(n uint64) { in.metrics.TradeGaps.Add(float64(n)) }

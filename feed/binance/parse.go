@@ -452,6 +452,9 @@ func (p *Parser) trade(id field) error {
 	return nil
 }
 
+// maxDiffSpan bounds u - U of one depth diff.
+const maxDiffSpan = 1 << 32
+
 func (p *Parser) depth() error {
 	ev := &p.ev
 	if !p.has(fs) || !p.has(fU) || !p.has(fu) || !p.bidsParsed || !p.asksParsed {
@@ -467,7 +470,9 @@ func (p *Parser) depth() error {
 	if ev.LastID, err = p.uint(fu); err != nil {
 		return err
 	}
-	if ev.FirstID > ev.LastID {
+	// One diff never spans billions of updates: a span that large is a
+	// corrupt or hostile id, refused here before it reaches a book.
+	if ev.FirstID > ev.LastID || ev.LastID-ev.FirstID > maxDiffSpan {
 		return ErrField
 	}
 	if p.has(fpu) {

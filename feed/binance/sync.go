@@ -17,6 +17,20 @@ import (
 // long to arrive is stale anyway.
 const maxBuffered = 10_000
 
+// A resync must converge whatever update ids arrive. Binance's procedure
+// assumes honest ids; one corrupt or hostile diff can otherwise wedge a book
+// for good (a first buffered diff far in the future refuses every snapshot;
+// a book pushed far ahead of its stream drops every later diff as covered).
+const (
+	// maxOlderSnapshots: this many snapshots in a row that predate the first
+	// buffered diff drop the buffer and start over.
+	maxOlderSnapshots = 5
+	// maxStaleRun: this many diffs in a row from the primary connection that
+	// the book already covers mean the book is ahead of the stream: reset
+	// and resync.
+	maxStaleRun = 100
+)
+
 // instState is the adapter's per-instrument state. Guarded by Adapter.mu.
 type instState struct {
 	in    *feed.Instrument
@@ -29,6 +43,8 @@ type instState struct {
 	lastU     uint64 // exchange update id the book is at
 	buf       []bufferedDepth
 	fetching  bool // a snapshot fetch loop is running
+	older     int  // snapshots in a row older than the first buffered diff
+	staleRun  int  // covered diffs in a row from the primary while synced
 
 	// De-duplication across overlapping connections and gap detection.
 	haveTrade bool
@@ -128,6 +144,13 @@ func (a *Adapter) onDepth(c *wsConn, st *instState, ev *Event, recv int64) (hold
 	switch a.continuity(st, ev.FirstID, ev.LastID, ev.PrevID, ev.HasPrev) {
 	case stale:
 		a.out.Metrics.Duplicates.Inc()
+		if !c.secondary {
+			if st.staleRun++; st.staleRun >= maxStaleRun {
+				st.in.CountResyncRestart()
+				a.log.Warn("book is ahead of its stream; resyncing", "symbol", st.upper, "book_update_id", st.lastU, "diff_update_id", ev.LastID)
+				a.gap(st, copyDepth(ev, t))
+			}
+		}
 		return false
 	case gap:
 		if c.secondary {
@@ -192,7 +215,7 @@ func (a *Adapter) apply(st *instState, t feed.Times, first, last uint64, bids, a
 		a.gap(st, bufferedDepth{})
 		return
 	}
-	st.lastU, st.needFirst = last, false
+	st.lastU, st.needFirst, st.staleRun = last, false, 0
 }
 
 // gap invalidates the book, publishes a Reset and starts a resync whose
@@ -273,8 +296,19 @@ func (a *Adapter) applySnapshot(st *instState, s *snapshot) (done bool, why erro
 		return true, nil
 	}
 	if s.lastID < st.buf[0].first {
+		if st.older++; st.older >= maxOlderSnapshots {
+			// The first buffered diff is implausible: start over with the
+			// diffs that arrive from now on (the fetch loop ends with the
+			// empty buffer; the next diff starts a new one).
+			st.older = 0
+			st.buf = st.buf[:0]
+			st.fetching = false
+			st.in.CountResyncRestart()
+			return false, fmt.Errorf("%d snapshots in a row were older than the first buffered diff %d; dropped the buffer to start over", maxOlderSnapshots, s.lastID)
+		}
 		return false, fmt.Errorf("snapshot %d is older than the first buffered diff %d", s.lastID, st.buf[0].first)
 	}
+	st.older = 0
 	// Drop what the snapshot covers: spot u <= lastUpdateId, futures u < lastUpdateId.
 	keep := st.buf[:0]
 	for _, ev := range st.buf {
@@ -287,7 +321,7 @@ func (a *Adapter) applySnapshot(st *instState, s *snapshot) (done bool, why erro
 	if err := st.in.LoadSnapshot(t, s.lastID, s.bids, s.asks); err != nil {
 		return false, fmt.Errorf("load snapshot: %w", err)
 	}
-	st.synced, st.needFirst, st.lastU, st.fetching = true, true, s.lastID, false
+	st.synced, st.needFirst, st.lastU, st.fetching, st.staleRun = true, true, s.lastID, false, 0
 	st.in.CountResync()
 	pending := st.buf
 	st.buf = nil
