@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/paddockhq/paddock/envmgr/node/client"
+	"github.com/paddockhq/paddock/internal/jsonbody"
 	"github.com/paddockhq/paddock/risk"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -220,10 +222,10 @@ func adminHandler(t *Trader, sup *Supervisor, k keys, reg *prometheus.Registry, 
 	}))
 	mux.HandleFunc("POST /v1/orders", auth(roleEnv, func(w http.ResponseWriter, r *http.Request) {
 		var req client.OrderRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			fail(w, http.StatusBadRequest, "order request: "+err.Error())
+		if err := jsonbody.Decode(r, &req, 64<<10, false); err != nil {
+			var je *jsonbody.Error
+			errors.As(err, &je)
+			fail(w, je.Status, "order request: "+je.Msg)
 			return
 		}
 		rep := t.Place(req)
@@ -239,7 +241,11 @@ func adminHandler(t *Trader, sup *Supervisor, k keys, reg *prometheus.Registry, 
 		writeJSON(w, replyStatus(rep, http.StatusOK), rep)
 	}))
 	mux.HandleFunc("GET /v1/fills", auth(roleEnv, func(w http.ResponseWriter, r *http.Request) {
-		n, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		n, err := countParam(r, "limit")
+		if err != nil {
+			fail(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		writeJSON(w, http.StatusOK, t.Fills(n))
 	}))
 	mux.HandleFunc("POST /v1/halt", auth(roleEnv, func(w http.ResponseWriter, r *http.Request) {
@@ -260,13 +266,33 @@ func adminHandler(t *Trader, sup *Supervisor, k keys, reg *prometheus.Registry, 
 			fail(w, http.StatusNotFound, "this environment runs no strategy")
 			return
 		}
-		n, _ := strconv.Atoi(r.URL.Query().Get("lines"))
+		n, err := countParam(r, "lines")
+		if err != nil {
+			fail(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		writeJSON(w, http.StatusOK, sup.Logs(n))
 	}))
 	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	mux.HandleFunc("GET /metrics", auth(roleEnv, metrics.ServeHTTP))
 	return mux
 }
+
+// countParam reads an optional count from the query: absent is 0 (all),
+// otherwise 1 to maxCount.
+func countParam(r *http.Request, name string) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxCount {
+		return 0, fmt.Errorf("%s must be a whole number from 1 to %d", name, maxCount)
+	}
+	return n, nil
+}
+
+const maxCount = 100_000
 
 // replyStatus maps an order API reply to an HTTP status, in one place.
 func replyStatus(r client.Reply, ok int) int {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr/node/client"
+	"github.com/paddockhq/paddock/internal/jsonbody"
 	"github.com/paddockhq/paddock/envmgr/node/paper"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/risk"
@@ -205,15 +206,15 @@ func (t *Trader) Serve(nc *nats.Conn) (*nats.Subscription, error) {
 		switch op := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]; op {
 		case "new":
 			var req client.OrderRequest
-			if err := json.Unmarshal(m.Data, &req); err != nil {
-				r = client.Reply{Code: CodeInvalid, Error: "order request is not valid JSON: " + err.Error()}
+			if err := jsonbody.Bytes(m.Data, &req, false); err != nil {
+				r = client.Reply{Code: CodeInvalid, Error: "order request: " + err.Error()}
 			} else {
 				r = t.Place(req)
 			}
 		case "cancel":
 			var req client.CancelRequest
-			if err := json.Unmarshal(m.Data, &req); err != nil {
-				r = client.Reply{Code: CodeInvalid, Error: "cancel request is not valid JSON: " + err.Error()}
+			if err := jsonbody.Bytes(m.Data, &req, false); err != nil {
+				r = client.Reply{Code: CodeInvalid, Error: "cancel request: " + err.Error()}
 			} else {
 				r = t.Cancel(req.ID)
 			}

@@ -255,8 +255,10 @@ func TestBadOrderRequests(t *testing.T) {
 			t.Errorf("%+v: %+v, want invalid mentioning %q", c.req, rej, c.want)
 		}
 	}
-	msg, err := r.nc.Request(client.OrdersSubject(envName, "new"), []byte("{not json"), 2e9)
-	if err != nil || !strings.Contains(string(msg.Data), "not valid JSON") {
-		t.Fatalf("garbage request: %v %s", err, msg.Data)
+	for _, garbage := range []string{"{not json", `{"side":"buy"} {"side":"sell"}`, `{"side":"buy"}x`, `[]`, ``, `{"side":"buy","extra":1}`} {
+		msg, err := r.nc.Request(client.OrdersSubject(envName, "new"), []byte(garbage), 2e9)
+		if err != nil || !strings.Contains(string(msg.Data), `"code":"invalid"`) || !strings.Contains(string(msg.Data), "order request: body") {
+			t.Fatalf("garbage request %q: %v %s", garbage, err, msg.Data)
+		}
 	}
 }
