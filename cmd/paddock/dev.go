@@ -115,7 +115,7 @@ NATS runs in operator/JWT mode: every service and node has its own credentials.
 Watch the market data (in another terminal) as the read-only observer:
   go run ./cmd/paddock tap -nats-creds %s 'market.data.binance.btcusdt.trades'
   go run ./cmd/paddock tap -nats-creds %s 'market.health.>'
-  nats sub 'market.>' --server %s --creds %s      (if you have the nats CLI)
+  nats sub 'market.data.>' --server %s --creds %s      (if you have the nats CLI)
 
 Manage environments:
   export PADDOCK_URL=%s PADDOCK_TOKEN=%s

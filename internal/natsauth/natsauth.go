@@ -288,7 +288,7 @@ func push(ctx context.Context, nc *nats.Conn, accountJWT string) error {
 // public events (orders, fills, risk, node status), and request book
 // snapshots with replies on its own inbox: for `paddock tap` and dashboards.
 func ObserverUser() User {
-	return User{Name: "observer", Sub: []string{"market.>", ObserverInbox + ".>", "env.*.orders", "env.*.fills", "env.*.risk", "env.*.node"},
+	return User{Name: "observer", Sub: []string{proto.DataPrefix + ".>", proto.HealthPrefix + ".>", ObserverInbox + ".>", "env.*.orders", "env.*.fills", "env.*.risk", "env.*.node"},
 		Pub: []string{proto.SnapshotPrefix + ".>"}}
 }
 
