@@ -47,6 +47,7 @@ func newFixture(t *testing.T) *fixture {
 		{Name: "alice", Role: "developer", SHA256: HashToken("alice-token")},
 		{Name: "bob", Role: "developer", SHA256: HashToken("bob-token")},
 		{Name: "root", Role: "admin", SHA256: HashToken("admin-token")},
+		{Name: "github", Role: "integration", SHA256: HashToken("ci-token")},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -288,5 +289,63 @@ wait:
 			t.Fatalf("another environment's progress: %+v", p)
 		}
 	default:
+	}
+}
+
+// TestNamesAreClaimedFairly: a pull request's name (pr-<n>, by pr_number or
+// written in the file) is claimed only by the PR integration or an admin, so
+// no developer can squat another's; a destroyed environment's name is free
+// again, and its history stays.
+func TestNamesAreClaimedFairly(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	byNumber := strings.Replace(fmt.Sprintf(devEnv, "x"), "environment: {name: x}\n", "", 1)
+	for _, tc := range []struct {
+		name, token string
+		body        CreateBody
+		status      int
+	}{
+		{"developer by number", "alice-token", CreateBody{SpecYAML: byNumber, PRNumber: 4242}, 403},
+		{"developer by name", "alice-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "pr-4242")}, 403},
+		{"integration by number", "ci-token", CreateBody{SpecYAML: byNumber, PRNumber: 4242}, 201},
+		{"admin by name", "admin-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "pr-7")}, 201},
+		{"pr_number out of range", "ci-token", CreateBody{SpecYAML: byNumber, PRNumber: 1<<30 + 1}, 400},
+		{"a name like a PR that is not one", "alice-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "pr-07")}, 201},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if status, body := f.do(t, "POST", "/v1/environments", tc.token, tc.body); status != tc.status {
+				t.Fatalf("%d %v, want %d", status, body, tc.status)
+			}
+		})
+	}
+	// A taken name stays taken until its environment is destroyed.
+	f.do(t, "POST", "/v1/environments", "alice-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "reuse")})
+	if status, _ := f.do(t, "POST", "/v1/environments", "bob-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "reuse")}); status != 409 {
+		t.Fatalf("a live name was taken again: %d", status)
+	}
+	e, rev, err := f.store.Get(ctx, "reuse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.State, e.Desired = envmgr.StateDestroyed, envmgr.WantDestroyed // as the reconciler leaves it
+	if _, err := f.store.Update(ctx, e, rev); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := f.do(t, "POST", "/v1/environments", "bob-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "reuse")}); status != 201 || body["owner"] != "bob" {
+		t.Fatalf("a destroyed name was not reusable: %d %v", status, body)
+	}
+	hist, err := f.store.History(ctx, "reuse")
+	if err != nil || len(hist) != 3 || hist[0].Owner != "alice" {
+		t.Fatalf("history of reuse: %d versions, %v", len(hist), err)
+	}
+	recs, _ := f.store.Audit(ctx, "reuse")
+	creates := 0
+	for _, r := range recs {
+		if r.Action == "create" {
+			creates++
+		}
+	}
+	if creates != 2 {
+		t.Fatalf("audit keeps %d creates, want both", creates)
 	}
 }
