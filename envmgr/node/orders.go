@@ -8,8 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr/node/client"
-	"github.com/paddockhq/paddock/internal/jsonbody"
 	"github.com/paddockhq/paddock/envmgr/node/paper"
+	"github.com/paddockhq/paddock/internal/jsonbody"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/risk"
 )
