@@ -98,9 +98,9 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 			"market_data: {mode: live}\nrisk_config: {max_position_usd: 1000, max_drawdown_pct: 5, max_order_rate: 10}\nstrategy: {binary: s}\n"
 	}
 
-	// The node's snapshot requests must come back through the inbox its
-	// credentials allow; the manager's own user sees them.
-	mgr, err := nats.Connect(ns.ClientURL(), nats.UserCredentials(filepath.Join(authDir, natsauth.ManagerCredsFile)))
+	// The node's snapshot requests (seen here as the feed sees them) must come back through the inbox its
+	// credentials allow.
+	mgr, err := nats.Connect(ns.ClientURL(), nats.UserCredentials(filepath.Join(authDir, natsauth.FeedCredsFile)))
 	if err != nil {
 		t.Fatal(err)
 	}
