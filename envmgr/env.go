@@ -15,11 +15,17 @@ type State string
 
 // The lifecycle: requested -> provisioning -> ready -> (stopping -> stopped
 // -> starting -> ready)* -> destroying -> destroyed, with failed reachable
-// from every working state. Transitions not in the table are refused.
+// from every working state and degraded beside ready (the node runs but
+// does not work). Transitions not in the table are refused.
 const (
 	StateRequested    State = "requested"
 	StateProvisioning State = "provisioning"
 	StateReady        State = "ready"
+	// StateDegraded: the node runs but is not doing what the developer
+	// asked (a book is not live, the strategy keeps crashing, the
+	// environment is halted); Reason says why. It moves back to ready by
+	// itself when the node recovers.
+	StateDegraded State = "degraded"
 	StateStopping     State = "stopping"
 	StateStopped      State = "stopped"
 	StateStarting     State = "starting"
@@ -31,11 +37,12 @@ const (
 // transitions lists, for each state, the states it may move to.
 var transitions = map[State][]State{
 	StateRequested:    {StateProvisioning, StateDestroying, StateFailed},
-	StateProvisioning: {StateReady, StateDestroying, StateFailed},
-	StateReady:        {StateStopping, StateDestroying, StateFailed},
+	StateProvisioning: {StateReady, StateDegraded, StateDestroying, StateFailed},
+	StateReady:        {StateDegraded, StateStopping, StateDestroying, StateFailed},
+	StateDegraded:     {StateReady, StateStopping, StateDestroying, StateFailed},
 	StateStopping:     {StateStopped, StateDestroying, StateFailed},
 	StateStopped:      {StateStarting, StateDestroying},
-	StateStarting:     {StateReady, StateDestroying, StateFailed},
+	StateStarting:     {StateReady, StateDegraded, StateDestroying, StateFailed},
 	StateFailed:       {StateDestroying, StateProvisioning}, // retry, or tear down what was made
 	StateDestroying:   {StateDestroyed, StateFailed},
 	StateDestroyed:    nil,
@@ -108,6 +115,74 @@ type Environment struct {
 	// CredsRef says where the node's NATS credentials are (a file for the
 	// local provisioner, a secret's name for cloud ones); never the secret.
 	CredsRef string `json:"creds_ref,omitempty"`
+	// Health is what the node last reported of itself, when its provisioner
+	// can ask (ready and degraded environments).
+	Health *Health `json:"health,omitempty"`
+	// PendingTTL is a developer's request for a lifetime beyond MaxTTLHours
+	// (total hours), waiting for an admin to approve or refuse it.
+	PendingTTL *TTLRequest `json:"pending_ttl,omitempty"`
+}
+
+// Health is a node's own account of whether it works: every declared book
+// live, the strategy (if any) running, not halted. Reasons says what is not.
+type Health struct {
+	Ready      bool            `json:"ready"`
+	Reasons    []string        `json:"reasons,omitempty"`
+	BooksLive  int             `json:"books_live"`
+	Books      int             `json:"books"`
+	Strategy   *StrategyHealth `json:"strategy,omitempty"`
+	Halted     bool            `json:"halted"`
+	HaltReason string          `json:"halt_reason,omitempty"`
+}
+
+// StrategyHealth is the strategy process as the node supervises it.
+type StrategyHealth struct {
+	Running  bool   `json:"running"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"last_exit,omitempty"`
+}
+
+// Equal reports whether two health reports say the same.
+func (h *Health) Equal(o *Health) bool {
+	if h == nil || o == nil {
+		return h == o
+	}
+	if h.Ready != o.Ready || h.BooksLive != o.BooksLive || h.Books != o.Books || h.Halted != o.Halted || h.HaltReason != o.HaltReason ||
+		len(h.Reasons) != len(o.Reasons) || (h.Strategy == nil) != (o.Strategy == nil) {
+		return false
+	}
+	for i := range h.Reasons {
+		if h.Reasons[i] != o.Reasons[i] {
+			return false
+		}
+	}
+	return h.Strategy == nil || *h.Strategy == *o.Strategy
+}
+
+// Summary is the health in one line, for listings.
+func (h *Health) Summary() string {
+	if h == nil {
+		return "-"
+	}
+	s := fmt.Sprintf("books %d/%d", h.BooksLive, h.Books)
+	if h.Strategy != nil {
+		state := "stopped"
+		if h.Strategy.Running {
+			state = "running"
+		}
+		s += fmt.Sprintf(", strategy %s (%d restarts)", state, h.Strategy.Restarts)
+	}
+	if h.Halted {
+		s += ", halted"
+	}
+	return s
+}
+
+// TTLRequest is a pending request for a longer lifetime.
+type TTLRequest struct {
+	Hours int       `json:"hours"` // the total lifetime asked for
+	By    string    `json:"by"`
+	At    time.Time `json:"at"`
 }
 
 // Move changes e's state if the transition is legal.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,8 @@ import (
 type NodeStatus struct {
 	Running  bool
 	Endpoint string
+	// Health is the node's own report; nil when it could not be asked.
+	Health *Health
 }
 
 // StatusProvisioner is a Provisioner that can also report a node's status,
@@ -212,8 +215,9 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 		if cl, ok := r.prov.(CredsLocator); ok {
 			e.CredsRef = cl.CredsRef(name)
 		}
-		return r.move(ctx, e, rev, StateReady)
-	case e.State == StateReady && e.Desired == WantStopped:
+		return r.settle(ctx, e, rev)
+	case (e.State == StateReady || e.State == StateDegraded) && e.Desired == WantStopped:
+		e.Health = nil
 		return r.move(ctx, e, rev, StateStopping)
 	case e.State == StateStopping:
 		if err := r.prov.Stop(ctx, name); err != nil {
@@ -228,8 +232,8 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 			return r.fail(ctx, e, rev, fmt.Errorf("start: %w", err))
 		}
 		e.Endpoint = endpoint
-		return r.move(ctx, e, rev, StateReady)
-	case (e.State == StateReady || e.State == StateStopped) && !e.CredsExpireAt.Equal(e.ExpiresAt):
+		return r.settle(ctx, e, rev)
+	case (e.State == StateReady || e.State == StateDegraded || e.State == StateStopped) && !e.CredsExpireAt.Equal(e.ExpiresAt):
 		// Extended: re-issue the node's credentials with the new deadline.
 		if cr, ok := r.prov.(CredentialRefresher); ok {
 			s, err := spec.Parse([]byte(e.SpecYAML), spec.Options{PRNumber: e.PRNumber, Branch: e.Branch, Now: e.CreatedAt, TTLApproved: true})
@@ -242,15 +246,19 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 		}
 		e.CredsExpireAt = e.ExpiresAt
 		return r.write(ctx, e, rev, AuditRecord{Action: "credentials", From: e.State, To: e.State, Detail: "re-issued until " + e.ExpiresAt.Format(time.RFC3339)})
-	case e.State == StateReady && e.Desired == WantRunning:
-		// Supervision: a node that died is started again.
+	case (e.State == StateReady || e.State == StateDegraded) && e.Desired == WantRunning:
+		// Supervision: a node that died is started again; one that runs
+		// but does not work is degraded, and ready again once it does.
 		sp, ok := r.prov.(StatusProvisioner)
 		if !ok {
 			return false, nil
 		}
 		st, err := sp.Status(ctx, name)
-		if err != nil || st.Running {
+		if err != nil {
 			return false, err
+		}
+		if st.Running {
+			return r.health(ctx, e, rev, st.Health)
 		}
 		endpoint, err := r.prov.Start(ctx, name)
 		if err != nil {
@@ -260,6 +268,64 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 		return r.write(ctx, e, rev, AuditRecord{Action: "restart", From: e.State, To: e.State, Detail: "node was not running"})
 	}
 	return false, nil
+}
+
+// settle records a node that has just been provisioned or started as ready
+// or, when it reports that it does not work, degraded with its reasons.
+func (r *Reconciler) settle(ctx context.Context, e Environment, rev uint64) (bool, error) {
+	var h *Health
+	if sp, ok := r.prov.(StatusProvisioner); ok {
+		if st, err := sp.Status(ctx, e.Name); err == nil {
+			h = st.Health
+		}
+	}
+	e.Health = h
+	to := StateReady
+	if h != nil && !h.Ready {
+		to = StateDegraded
+	}
+	from := e.State
+	if err := e.Move(to, r.now().UTC()); err != nil {
+		return false, err
+	}
+	detail := ""
+	if to == StateDegraded {
+		e.Reason = strings.Join(h.Reasons, "; ")
+		detail = e.Reason
+	}
+	return r.write(ctx, e, rev, AuditRecord{Action: "transition", From: from, To: to, Detail: detail})
+}
+
+// health records a running node's report: a change of health is written
+// (the events stream shows it), and readiness moves ready <-> degraded.
+func (r *Reconciler) health(ctx context.Context, e Environment, rev uint64, h *Health) (bool, error) {
+	if h == nil || h.Equal(e.Health) {
+		return false, nil
+	}
+	e.Health = h
+	from := e.State
+	switch {
+	case e.State == StateReady && !h.Ready:
+		if err := e.Move(StateDegraded, r.now().UTC()); err != nil {
+			return false, err
+		}
+	case e.State == StateDegraded && h.Ready:
+		if err := e.Move(StateReady, r.now().UTC()); err != nil {
+			return false, err
+		}
+	}
+	if e.State == StateDegraded {
+		e.Reason = strings.Join(h.Reasons, "; ")
+	}
+	if from == e.State {
+		e.UpdatedAt = r.now().UTC()
+		if _, err := r.store.Update(ctx, e, rev); err != nil && !errors.Is(err, ErrConflict) {
+			return false, err
+		}
+		return false, nil // a health update alone is not audited
+	}
+	_, err := r.write(ctx, e, rev, AuditRecord{Action: "transition", From: from, To: e.State, Detail: e.Reason})
+	return false, err
 }
 
 func (r *Reconciler) move(ctx context.Context, e Environment, rev uint64, to State) (bool, error) {

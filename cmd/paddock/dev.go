@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -26,6 +28,13 @@ func init() {
 	commands["dev"] = command{"run the whole system locally on embedded defaults (what `make run` runs)", runDev}
 }
 
+// Token files under the state directory: `make run` keeps them across runs,
+// so a token exported earlier keeps working.
+const (
+	devTokenFile   = "dev-token"   // role developer: what the banner exports
+	adminTokenFile = "admin-token" // role admin: approvals, other users' environments
+)
+
 // runDev runs the simulator and the feed (with its embedded NATS server) in
 // one process, wired together, until interrupted.
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -33,17 +42,37 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	natsListen := fs.String("nats-listen", "127.0.0.1:4222", "embedded NATS listen address")
 	metrics := fs.String("metrics-listen", "127.0.0.1:9464", "feed metrics/health listen address")
-	stateDir := fs.String("state-dir", ".state", "local state (NATS JetStream data, node directories)")
+	stateDir := fs.String("state-dir", ".state", "local state (NATS JetStream data, node directories, tokens)")
 	apiListen := fs.String("api-listen", "127.0.0.1:8090", "environment manager API listen address")
 	example := fs.String("example", "examples/.dev-env.yaml", "environment to create once everything runs (empty: none)")
 	source := fs.String("source-dir", ".", "repository checkout that strategy paths in .dev-env.yaml are relative to")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
 	var sf simFlags
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("paddock dev takes no arguments, got %q", fs.Args())}
 	}
 	log, err := newLogger(*level, stderr)
+	if err != nil {
+		return err
+	}
+	defer takeTerminal()()
+	if err := os.MkdirAll(*stateDir, 0o700); err != nil {
+		return err
+	}
+	devToken, err := loadOrCreateToken(filepath.Join(*stateDir, devTokenFile))
+	if err != nil {
+		return err
+	}
+	adminToken, err := loadOrCreateToken(filepath.Join(*stateDir, adminTokenFile))
+	if err != nil {
+		return err
+	}
+	tokens, err := api.NewTokens([]api.Token{{Name: "dev", Role: "developer", SHA256: api.HashToken(devToken)},
+		{Name: "admin", Role: "admin", SHA256: api.HashToken(adminToken)}})
 	if err != nil {
 		return err
 	}
@@ -62,7 +91,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer func() { stopSim(); <-simDone }()
 
 	cfg := &daemon.Config{
-		NATS:          daemon.NATSConfig{Embedded: daemon.EmbeddedConfig{Listen: *natsListen, StoreDir: *stateDir + "/nats", AuthDir: *stateDir + "/nats-auth"}},
+		NATS:          daemon.NATSConfig{Embedded: daemon.EmbeddedConfig{Listen: *natsListen, StoreDir: filepath.Join(*stateDir, "nats"), AuthDir: filepath.Join(*stateDir, "nats-auth")}},
 		MetricsListen: *metrics,
 	}
 	if sf.spot != "" {
@@ -76,11 +105,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	// The manager needs NATS while it drains and stops its nodes, and NATS
 	// lives in the feed: so on Ctrl-C the manager stops first, then the feed.
-	token := randomToken()
-	tokens, err := api.NewTokens([]api.Token{{Name: "dev", Role: "admin", SHA256: api.HashToken(token)}})
-	if err != nil {
-		return err
-	}
 	feedCtx, stopFeed := context.WithCancel(context.Background())
 	defer stopFeed()
 	envCtx, stopEnv := context.WithCancel(context.Background())
@@ -96,11 +120,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		stopFeed()
 	}()
+	paddock := selfCommand()
 	feedErr := daemon.Run(feedCtx, cfg, log, func(st daemon.Started) {
 		envStarted.Store(true)
 		go func() {
 			defer close(envExited)
-			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens, AuthDir: *stateDir + "/nats-auth", SourceDir: *source,
+			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens, AuthDir: filepath.Join(*stateDir, "nats-auth"), SourceDir: *source,
 				AuditMaxAge: defaultAuditMaxAge, AuditMaxBytes: defaultAuditMaxBytes, AuditMaxPerEnv: defaultAuditMaxPerEnv}, log,
 				func(es envdaemon.Started) {
 					obs := filepath.Join(*stateDir, "nats-auth", natsauth.ObserverCredsFile)
@@ -109,21 +134,23 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
   venue simulator       %s  (Binance spot + USD-M protocol, %d events/s per symbol)
   NATS                  %s
   feed metrics          %s/metrics   health %s/healthz   ready %s/readyz
-  environment manager   %s   (token below)
+  environment manager   %s   metrics %s/metrics
 
 NATS runs in operator/JWT mode: every service and node has its own credentials.
-Watch the market data (in another terminal) as the read-only observer:
-  go run ./cmd/paddock tap -nats-creds %s 'market.data.binance.btcusdt.trades'
-  go run ./cmd/paddock tap -nats-creds %s 'market.health.>'
-  nats sub 'market.data.>' --server %s --creds %s      (if you have the nats CLI)
+Watch the market data (in another terminal, from this directory) as the read-only observer:
+  %s tap -nats-creds %s 'market.data.binance.btcusdt.trades'
+  %s tap -nats-creds %s -human 'market.health.>'
+  nats sub 'market.data.>' --server %s --creds %s --translate '%s wire decode -human'   (with the nats CLI)
 
-Manage environments:
-  export PADDOCK_URL=%s PADDOCK_TOKEN=%s
-  go run ./cmd/paddock env ls
-  go run ./cmd/paddock env show example-mean-reversion
-`, s.Addr(), sf.rate, st.NATSURL, st.MetricsURL, st.MetricsURL, st.MetricsURL, es.APIURL, obs, obs, st.NATSURL, obs, es.APIURL, token)
+Manage environments (a developer's token; an admin's is in %s):
+  export PADDOCK_URL=%s PADDOCK_TOKEN=$(cat %s)
+  %s env ls
+`, s.Addr(), sf.rate, st.NATSURL, st.MetricsURL, st.MetricsURL, st.MetricsURL, es.APIURL, es.APIURL,
+						paddock, obs, paddock, obs, st.NATSURL, obs, paddock,
+						filepath.Join(*stateDir, adminTokenFile), es.APIURL, filepath.Join(*stateDir, devTokenFile), paddock)
 					if *example != "" {
-						go createExample(envCtx, es.APIURL, token, *example, filepath.Join(*stateDir, "envs"), obs, stdout)
+						go createExample(envCtx, exampleInfo{url: es.APIURL, token: devToken, path: *example, envsDir: filepath.Join(*stateDir, "envs"),
+							observerCreds: obs, paddock: paddock}, stdout)
 					}
 				})
 		}()
@@ -138,41 +165,92 @@ Manage environments:
 	return feedErr
 }
 
-// createExample creates the example environment and reports when it is ready.
-func createExample(ctx context.Context, url, token, path, envsDir, observerCreds string, stdout io.Writer) {
-	raw, err := os.ReadFile(path)
+// loadOrCreateToken reads a token file, creating it (0600) with a random
+// token the first time.
+func loadOrCreateToken(path string) (string, error) {
+	if raw, err := os.ReadFile(path); err == nil {
+		if tok := strings.TrimSpace(string(raw)); len(tok) >= 16 {
+			return tok, nil
+		}
+		return "", fmt.Errorf("%s holds no usable token (delete it to make a new one)", path)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	tok := randomToken()
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write token: %w", err)
+	}
+	return tok, nil
+}
+
+// selfCommand is how the user runs this binary from the current directory,
+// for printed commands: a relative path when it lives below (bin/paddock
+// after `make run`), `paddock` when that is what PATH finds, else go run.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "go run ./cmd/paddock"
+	}
+	exe, _ = filepath.EvalSymlinks(exe)
+	if onPath, err := exec.LookPath("paddock"); err == nil {
+		if p, _ := filepath.EvalSymlinks(onPath); p == exe {
+			return "paddock"
+		}
+	}
+	if wd, err := os.Getwd(); err == nil {
+		wd, _ = filepath.EvalSymlinks(wd)
+		if rel, err := filepath.Rel(wd, exe); err == nil && !strings.HasPrefix(rel, "..") && strings.Contains(rel, "/") {
+			return rel
+		}
+	}
+	return "go run ./cmd/paddock"
+}
+
+type exampleInfo struct {
+	url, token, path, envsDir, observerCreds, paddock string
+}
+
+// createExample creates the example environment (or finds it from an
+// earlier run) and reports, once it settles, whether it works and how to
+// look at it.
+func createExample(ctx context.Context, x exampleInfo, stdout io.Writer) {
+	raw, err := os.ReadFile(x.path)
 	if err != nil {
 		fmt.Fprintf(stdout, "\nexample environment skipped: %v\n", err)
 		return
 	}
-	c := &api.Client{BaseURL: url, Token: token}
-	e, err := c.Create(ctx, api.CreateBody{SpecYAML: string(raw)})
-	if err != nil {
-		if _, _, gerr := c.Get(ctx, exampleName(raw)); gerr == nil {
-			fmt.Fprintf(stdout, "\nexample environment already exists (from an earlier run)\n")
+	c := &api.Client{BaseURL: x.url, Token: x.token}
+	name := exampleName(raw)
+	if _, err := c.Create(ctx, api.CreateBody{SpecYAML: string(raw)}); err != nil {
+		var se *api.StatusError
+		if !errors.As(err, &se) || se.Body.Code != "exists" {
+			fmt.Fprintf(stdout, "\nexample environment not created: %v\n", err)
 			return
 		}
-		fmt.Fprintf(stdout, "\nexample environment not created: %v\n", err)
-		return
+		fmt.Fprintf(stdout, "\nexample environment %s exists from an earlier run; waiting for its node\n", name)
 	}
-	_ = c.Watch(ctx, e.Name, func(x envmgr.Environment) bool {
-		if x.State == envmgr.StateReady {
-			key := filepath.Join(envsDir, x.Name, "api-key")
-			fmt.Fprintf(stdout, `
-example environment %s is ready; its strategy trades on paper through the risk gate.
-  node admin API   %s   (API key in %s; the admin key, needed to resume a halt, beside it)
-    curl -H "Authorization: Bearer $(cat %s)" %s/v1/status
-    curl -H "Authorization: Bearer $(cat %s)" %s/v1/pnl        (also /v1/positions /v1/orders /v1/fills /v1/risk /metrics)
+	_ = c.Watch(ctx, name, func(e envmgr.Environment) bool {
+		switch e.State {
+		case envmgr.StateReady:
+			fmt.Fprintf(stdout, "\nexample environment %s is ready: %s; its strategy trades on paper through the risk gate.\n", e.Name, e.Health.Summary())
+		case envmgr.StateDegraded:
+			fmt.Fprintf(stdout, "\nexample environment %s is up but NOT working: %s\n", e.Name, e.Reason)
+		case envmgr.StateFailed:
+			fmt.Fprintf(stdout, "\nexample environment %s failed while %s: %s\n", e.Name, e.FailedAt, e.Reason)
+			return false
+		default:
+			return true
+		}
+		key := filepath.Join(x.envsDir, e.Name, "api-key")
+		fmt.Fprintf(stdout, `  node admin API   %s   (API key in %s; the admin key, needed to resume a halt, beside it)
+    curl -sH "Authorization: Bearer $(cat %s)" %s/v1/status
+    curl -sH "Authorization: Bearer $(cat %s)" %s/v1/pnl        (also /v1/positions /v1/orders /v1/fills /v1/risk /metrics)
   its orders, fills and risk events:
-    go run ./cmd/paddock tap -nats-creds %s 'env.%s.*'
-`, x.Name, x.Endpoint, key, key, x.Endpoint, key, x.Endpoint, observerCreds, x.Name)
-			return false
-		}
-		if x.State == envmgr.StateFailed {
-			fmt.Fprintf(stdout, "\nexample environment %s failed while %s: %s\n", x.Name, x.FailedAt, x.Reason)
-			return false
-		}
-		return true
+    %s tap -nats-creds %s 'env.%s.orders' 'env.%s.fills' 'env.%s.risk'
+  the environment:
+    %s env show %s
+`, e.Endpoint, key, key, e.Endpoint, key, e.Endpoint, x.paddock, x.observerCreds, e.Name, e.Name, e.Name, x.paddock, e.Name)
+		return false
 	})
 }
 

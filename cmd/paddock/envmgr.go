@@ -36,8 +36,8 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 	auditAge := fs.Duration("audit-max-age", defaultAuditMaxAge, "keep audit records at most this long (0: forever)")
 	auditBytes := fs.Int64("audit-max-bytes", defaultAuditMaxBytes, "keep at most this many bytes of audit records, oldest dropped first (0: unlimited)")
 	auditPerEnv := fs.Int64("audit-max-per-env", defaultAuditMaxPerEnv, "keep at most this many audit records per environment (0: unlimited)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *auditAge < 0 || *auditBytes < 0 || *auditPerEnv < 0 {
 		return usageError{"paddock envmgr: -audit-max-age, -audit-max-bytes and -audit-max-per-env must not be negative"}

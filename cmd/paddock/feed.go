@@ -48,8 +48,8 @@ func runFeed(ctx context.Context, args []string, _, stderr io.Writer) error {
 	creds := fs.String("nats-creds", envDefault("PADDOCK_NATS_CREDS", ""), "NATS credentials file [PADDOCK_NATS_CREDS]")
 	metrics := fs.String("metrics-listen", envDefault("PADDOCK_METRICS_LISTEN", ""), "metrics/health listen address [PADDOCK_METRICS_LISTEN]")
 	level := fs.String("log-level", envDefault("PADDOCK_LOG_LEVEL", "info"), "debug, info, warn or error [PADDOCK_LOG_LEVEL]")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *config == "" {
 		return usageError{"paddock feed: -config is required (start from feed/feed.example.yaml)"}
@@ -116,8 +116,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	var sf simFlags
 	sf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	log, err := newLogger(*level, stderr)
 	if err != nil {
@@ -137,14 +137,19 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tap", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("nats-url", envDefault("PADDOCK_NATS_URL", nats.DefaultURL), "NATS URL [PADDOCK_NATS_URL]")
-	creds := fs.String("nats-creds", envDefault("PADDOCK_NATS_CREDS", ""), "NATS credentials file")
-	count := fs.Int("n", 0, "exit after this many messages (0 = until interrupted)")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: paddock tap [flags] <subject> [subject...]   e.g. market.data.binance.btcusdt.trades or 'market.health.>'")
+		fs.PrintDefaults()
 	}
-	if fs.NArg() != 1 {
-		return usageError{"usage: paddock tap [-n N] <subject>   e.g. market.data.binance.btcusdt.trades or market.>"}
+	url := fs.String("nats-url", envDefault("PADDOCK_NATS_URL", nats.DefaultURL), "NATS URL [PADDOCK_NATS_URL]")
+	creds := fs.String("nats-creds", envDefault("PADDOCK_NATS_CREDS", ""), "NATS credentials file [PADDOCK_NATS_CREDS]")
+	count := fs.Int("n", 0, "exit after this many messages (0 = until interrupted)")
+	human := fs.Bool("human", false, "print decimals as decimal strings and times as RFC 3339, instead of the wire's JSON schema")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usageError{"usage: paddock tap [-n N] [-human] <subject> [subject...]   e.g. market.data.binance.btcusdt.trades or 'market.>'"}
 	}
 	// A refused subscription arrives asynchronously; tap exits non-zero with
 	// it instead of waiting for messages that will never come.
@@ -165,13 +170,15 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer nc.Close()
 	msgs := make(chan *nats.Msg, 1024)
-	sub, err := nc.ChanSubscribe(fs.Arg(0), msgs)
-	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", fs.Arg(0), err)
+	for _, subject := range fs.Args() {
+		sub, err := nc.ChanSubscribe(subject, msgs)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+		defer sub.Unsubscribe()
 	}
-	defer sub.Unsubscribe()
 	if err := nc.FlushTimeout(5 * time.Second); err != nil {
-		return fmt.Errorf("subscribe %s: %w", fs.Arg(0), err)
+		return fmt.Errorf("subscribe: %w", err)
 	}
 	buf := make([]byte, 0, 4096)
 	for n := 0; *count == 0 || n < *count; n++ {
@@ -179,7 +186,7 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		case <-ctx.Done():
 			return nil
 		case err := <-asyncErr:
-			return fmt.Errorf("subscribe %s: %w", fs.Arg(0), err)
+			return fmt.Errorf("subscribe %s: %w", strings.Join(fs.Args(), " "), err)
 		case msg := <-msgs:
 			if strings.HasPrefix(msg.Subject, "env.") { // environment events are JSON already
 				fmt.Fprintf(stdout, "%s %s\n", msg.Subject, msg.Data)
@@ -190,7 +197,12 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				fmt.Fprintf(stdout, "%s: undecodable (%v): %x\n", msg.Subject, err, msg.Data)
 				continue
 			}
-			buf = m.AppendJSON(append(append(buf[:0], msg.Subject...), ' '))
+			buf = append(append(buf[:0], msg.Subject...), ' ')
+			if *human {
+				buf = append(buf, humanJSON(m)...)
+			} else {
+				buf = m.AppendJSON(buf)
+			}
 			fmt.Fprintf(stdout, "%s\n", buf)
 		}
 	}

@@ -17,8 +17,8 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	config := fs.String("config", envDefault("PADDOCK_NODE_CONFIG", ""), "node configuration file [PADDOCK_NODE_CONFIG]")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *config == "" {
 		return usageError{"paddock node: -config is required"}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,23 +15,46 @@ import (
 )
 
 func init() {
-	commands["wire"] = command{"inspect the market-data wire format: wire demo | wire decode <hex or file>", runWire}
+	commands["wire"] = command{"inspect the market-data wire format: wire demo | wire decode [hex|@file|-]", runWire}
 }
 
-func runWire(_ context.Context, args []string, stdout, _ io.Writer) error {
+const wireUsage = `usage: paddock wire demo                     encode and decode one message of every type
+       paddock wire decode [-human] [hex|@file|-]
+  decode messages: hex as an argument, or from a file or stdin, which may also
+  hold the raw bytes of a message (so the NATS CLI can use it:
+  nats sub 'market.data.>' --translate 'paddock wire decode -human')
+`
+
+func runWire(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"usage: paddock wire demo | paddock wire decode <hex|@file|->"}
+		return usageError{wireUsage}
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, wireUsage)
+		return nil
 	}
 	switch args[0] {
 	case "demo":
 		return wireDemo(stdout)
 	case "decode":
-		if len(args) != 2 {
-			return usageError{"usage: paddock wire decode <hex|@file|->"}
+		fs := flag.NewFlagSet("wire decode", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		fs.Usage = func() { fmt.Fprint(fs.Output(), wireUsage) }
+		human := fs.Bool("human", false, "decimals as decimal strings, times as RFC 3339")
+		if err := parseFlags(fs, args[1:]); err != nil {
+			return err
 		}
-		return wireDecode(args[1], stdout)
+		arg := "-"
+		switch fs.NArg() {
+		case 0:
+		case 1:
+			arg = fs.Arg(0)
+		default:
+			return usageError{wireUsage}
+		}
+		return wireDecode(arg, *human, os.Stdin, stdout)
 	}
-	return usageError{fmt.Sprintf("unknown wire command %q", args[0])}
+	return usageError{fmt.Sprintf("unknown wire command %q\n%s", args[0], wireUsage)}
 }
 
 // wireDemo encodes one message of every type, decodes it again and prints the
@@ -84,12 +108,14 @@ func wireDemo(w io.Writer) error {
 	return nil
 }
 
-func wireDecode(arg string, w io.Writer) error {
+// wireDecode decodes the messages in arg: hex text, or @file or - (stdin)
+// holding either hex text or the raw bytes of messages.
+func wireDecode(arg string, human bool, stdin io.Reader, w io.Writer) error {
 	var text []byte
 	var err error
 	switch {
 	case arg == "-":
-		text, err = io.ReadAll(os.Stdin)
+		text, err = io.ReadAll(io.LimitReader(stdin, 64<<20))
 	case strings.HasPrefix(arg, "@"):
 		text, err = os.ReadFile(arg[1:])
 	default:
@@ -100,7 +126,13 @@ func wireDecode(arg string, w io.Writer) error {
 	}
 	b, err := hex.DecodeString(strings.Join(strings.Fields(string(text)), ""))
 	if err != nil {
-		return fmt.Errorf("input is not hex: %w", err)
+		if arg != "-" && !strings.HasPrefix(arg, "@") {
+			return fmt.Errorf("input is not hex: %w", err)
+		}
+		b = text // raw bytes, as the NATS CLI hands a message to --translate
+	}
+	if len(b) == 0 {
+		return usageError{"nothing to decode\n" + wireUsage}
 	}
 	for off := 0; off < len(b); {
 		m, err := proto.Decode(b[off:])
@@ -112,7 +144,11 @@ func wireDecode(arg string, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("decode at offset %d: %w", off, err)
 		}
-		fmt.Fprintf(w, "%s\n", m.AppendJSON(nil))
+		if human {
+			fmt.Fprintf(w, "%s\n", humanJSON(m))
+		} else {
+			fmt.Fprintf(w, "%s\n", m.AppendJSON(nil))
+		}
 		off += m.Len()
 	}
 	return nil

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/paddockhq/paddock/internal/buildinfo"
+
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
@@ -50,6 +52,10 @@ type Config struct {
 	// AWS, when set, provisions environments on AWS through the Terraform
 	// module instead of as local processes.
 	AWS *AWSConfig
+	// NodeReadyTimeout is how long the local provisioner waits for a new
+	// node to work (every book live, the strategy running) before it
+	// records the environment degraded; default 30s.
+	NodeReadyTimeout time.Duration
 	// Audit retention (see natskv.Options); zero is unlimited.
 	AuditMaxAge    time.Duration
 	AuditMaxBytes  int64
@@ -112,7 +118,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	}
 	defer store.Close()
 	lc := local.Config{StateDir: filepath.Join(c.StateDir, "envs"), NATSURL: c.NATSURL, Command: c.NodeCommand, Logger: log,
-		SourceDir: c.SourceDir, USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds}
+		SourceDir: c.SourceDir, USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds, ReadyTimeout: c.NodeReadyTimeout}
 	if auth != nil {
 		sys, err := nats.Connect(c.NATSURL, nats.Name("paddock-envmgr-sys"), nats.UserCredentials(filepath.Join(c.AuthDir, natsauth.SystemCredsFile)))
 		if err != nil {
@@ -179,6 +185,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		return fmt.Errorf("API listener %s: %w", c.Listen, err)
 	}
 	reg := prometheus.NewRegistry()
+	buildinfo.Register(reg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "paddock_envmgr_reconcile_errors_total",
 		Help: "Reconcile steps and passes that failed."}, func() float64 { return float64(rec.Errors()) }))

@@ -59,7 +59,7 @@ func TestNodesGetScopedCredentials(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{NATSURL: ns.ClientURL(), Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "state"), Tokens: tokens, AuthDir: authDir,
-			NodeCommand: testnode.Command}, nil, func(s Started) { started <- s.APIURL })
+			NodeCommand: testnode.Command, NodeReadyTimeout: 200 * time.Millisecond}, nil, func(s Started) { started <- s.APIURL })
 	}()
 	var url string
 	select {
@@ -81,9 +81,9 @@ strategy: {binary: s}
 	var ready envmgr.Environment
 	_ = c.Watch(ctx, "scoped", func(e envmgr.Environment) bool {
 		ready = e
-		return e.State != envmgr.StateReady && e.State != envmgr.StateFailed
+		return e.State != nodeUp && e.State != envmgr.StateFailed
 	})
-	if ready.State != envmgr.StateReady {
+	if ready.State != nodeUp {
 		t.Fatalf("environment %s: %s", ready.State, ready.Reason)
 	}
 	resp, err := http.Get(ready.Endpoint + "/healthz")

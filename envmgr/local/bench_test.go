@@ -27,7 +27,7 @@ func BenchmarkCreateToReady(b *testing.B) {
 		}
 		for {
 			e, _, err := r.store.Get(ctx, name)
-			if err == nil && e.State == envmgr.StateReady {
+			if err == nil && e.State == nodeUp {
 				break
 			}
 			if err == nil && e.State == envmgr.StateFailed {

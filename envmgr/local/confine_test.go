@@ -60,7 +60,7 @@ func TestStrategyPathsStayInTheSource(t *testing.T) {
 		}
 	}
 	r := newRig(t)
-	p, err := local.New(local.Config{StateDir: state, NATSURL: r.natsURL, Command: nodeCommand, SourceDir: src})
+	p, err := local.New(local.Config{StateDir: state, NATSURL: r.natsURL, Command: nodeCommand, SourceDir: src, ReadyTimeout: upTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestStrategyGetsAMinimalEnvironment(t *testing.T) {
 	write(t, filepath.Join(src, "strategies/dump.sh"), "#!/bin/sh\nenv > \"$PWD/strategy.env.tmp\" && mv \"$PWD/strategy.env.tmp\" \"$PWD/strategy.env\"\nexec sleep 60\n", 0o755)
 	write(t, filepath.Join(src, "strategies/cfg.yaml"), "k: v\n", 0o644)
 	r := newRig(t)
-	p, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand, SourceDir: src})
+	p, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand, SourceDir: src, ReadyTimeout: upTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func main() {
 `, 0o644)
 	r := newRig(t)
 	t.Chdir(repo)
-	p, err := local.New(local.Config{StateDir: ".state/envs", NATSURL: r.natsURL, Command: nodeCommand, SourceDir: "."})
+	p, err := local.New(local.Config{StateDir: ".state/envs", NATSURL: r.natsURL, Command: nodeCommand, SourceDir: ".", ReadyTimeout: upTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

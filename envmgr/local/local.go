@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -40,8 +41,12 @@ type Config struct {
 	// Command returns the command that runs a node with the given
 	// configuration file; the default runs this executable's `node`
 	// subcommand.
-	Command      func(configPath string) *exec.Cmd
-	ReadyTimeout time.Duration // default 10s
+	Command func(configPath string) *exec.Cmd
+	// ReadyTimeout is how long Provision and Start wait for the node to work
+	// (its /readyz: every book live, the strategy running); default 30s. A
+	// node that answers but is not ready by then is reported degraded with
+	// its reasons, not ready. A node that does not answer at all fails.
+	ReadyTimeout time.Duration
 	Logger       *slog.Logger
 	// Credentials, when set, mints the NATS credentials of an environment's
 	// node (a .creds file's content, the user's public key, and the reply
@@ -97,7 +102,7 @@ func New(c Config) (*Provisioner, error) {
 		c.Command = func(cfg string) *exec.Cmd { return exec.Command(exe, "node", "-config", cfg) }
 	}
 	if c.ReadyTimeout <= 0 {
-		c.ReadyTimeout = 10 * time.Second
+		c.ReadyTimeout = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -399,15 +404,40 @@ func (p *Provisioner) Destroy(ctx context.Context, name string) error {
 	return nil
 }
 
-// Status reports whether the node is running and where.
-func (p *Provisioner) Status(_ context.Context, name string) (envmgr.NodeStatus, error) {
+// Status reports whether the node is running, where, and its own account of
+// whether it works (its /readyz).
+func (p *Provisioner) Status(ctx context.Context, name string) (envmgr.NodeStatus, error) {
 	defer p.lock(name)()
 	pid := p.livePID(name)
 	if pid == 0 {
 		return envmgr.NodeStatus{}, nil
 	}
 	ep, _ := os.ReadFile(p.endpointPath(name))
-	return envmgr.NodeStatus{Running: true, Endpoint: string(ep)}, nil
+	st := envmgr.NodeStatus{Running: true, Endpoint: string(ep)}
+	if len(ep) > 0 {
+		st.Health, _ = readiness(ctx, string(ep))
+	}
+	return st, nil
+}
+
+var probe = &http.Client{Timeout: 2 * time.Second}
+
+// readiness asks a node's /readyz.
+func readiness(ctx context.Context, endpoint string) (*envmgr.Health, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/readyz", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := probe.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var h envmgr.Health
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&h); err != nil {
+		return nil, fmt.Errorf("node readiness: %w", err)
+	}
+	return &h, nil
 }
 
 // StopAll stops every node this process started or adopted, for a clean
@@ -519,29 +549,42 @@ func nodeEnv(cmdEnv []string) []string {
 	return env
 }
 
-// waitReady waits for the node's endpoint file and a healthy /healthz.
+// waitReady waits for the node to answer (its endpoint file and /healthz),
+// then up to ReadyTimeout for it to work (/readyz). It fails only when the
+// node never answers; a node that answers but does not work by then is
+// returned, and the reconciler records it as degraded with the reasons.
 func (p *Provisioner) waitReady(ctx context.Context, name string) (string, error) {
 	deadline := time.Now().Add(p.cfg.ReadyTimeout)
-	client := &http.Client{Timeout: time.Second}
+	endpoint := ""
 	for {
-		if ep, err := os.ReadFile(p.endpointPath(name)); err == nil && len(ep) > 0 {
-			if resp, err := client.Get(string(ep) + "/healthz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return string(ep), nil
+		if endpoint == "" {
+			if ep, err := os.ReadFile(p.endpointPath(name)); err == nil && len(ep) > 0 {
+				if resp, err := probe.Get(string(ep) + "/healthz"); err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						endpoint = string(ep)
+					}
 				}
+			}
+		}
+		if endpoint != "" {
+			if h, err := readiness(ctx, endpoint); err == nil && h.Ready {
+				return endpoint, nil
 			}
 		}
 		if p.livePID(name) == 0 {
 			return "", fmt.Errorf("node %s exited before it was ready (see %s)", name, filepath.Join(p.dir(name), "node.log"))
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("node %s not ready within %v", name, p.cfg.ReadyTimeout)
+			if endpoint != "" {
+				return endpoint, nil // up, not working: degraded
+			}
+			return "", fmt.Errorf("node %s did not answer within %v (see %s)", name, p.cfg.ReadyTimeout, filepath.Join(p.dir(name), "node.log"))
 		}
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

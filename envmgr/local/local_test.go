@@ -77,13 +77,21 @@ func newRigB(t testing.TB) *rig {
 func (r *rig) provisioner(t *testing.T) *local.Provisioner { return r.provisionerB(t) }
 
 func (r *rig) provisionerB(t testing.TB) *local.Provisioner {
-	p, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand})
+	p, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand, ReadyTimeout: upTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.StopAll(context.Background()) })
 	return p
 }
+
+// No feed runs in these tests, so a node's book is never live: a node that is
+// up is truthfully degraded ("book binance:btcusdt is not live"), never
+// ready, and the provisioner need not wait long for it to work.
+const (
+	nodeUp    = envmgr.StateDegraded
+	upTimeout = 200 * time.Millisecond
+)
 
 // runReconciler runs a reconciler until the returned stop is called.
 func (r *rig) runReconciler(t *testing.T, p envmgr.Provisioner, tick <-chan time.Time) (stop func()) {
@@ -167,8 +175,11 @@ func TestLifecycleWithLocalNodes(t *testing.T) {
 	if _, err := r.mgr.Create(t.Context(), alice, envmgr.CreateRequest{SpecYAML: fmt.Appendf(nil, devEnv, "life", 48), CommitSHA: "abc123"}); err != nil {
 		t.Fatal(err)
 	}
-	e := r.waitState(t, "life", envmgr.StateReady)
-	t.Logf("create -> ready in %v", time.Since(start))
+	e := r.waitState(t, "life", nodeUp)
+	t.Logf("create -> node up in %v", time.Since(start))
+	if e.Health == nil || e.Health.Ready || e.Health.Books != 1 || !strings.Contains(e.Reason, "book binance:btcusdt is not live") {
+		t.Fatalf("a node without market data is not degraded with the reason: %q %+v", e.Reason, e.Health)
+	}
 	if !healthy(t, e.Endpoint) {
 		t.Fatalf("ready but %s/healthz is not healthy", e.Endpoint)
 	}
@@ -190,7 +201,7 @@ func TestLifecycleWithLocalNodes(t *testing.T) {
 	if _, err := r.mgr.Start(t.Context(), alice, "life"); err != nil {
 		t.Fatal(err)
 	}
-	e = r.waitState(t, "life", envmgr.StateReady)
+	e = r.waitState(t, "life", nodeUp)
 	pid2 := pidOf(t, r.stateDir, "life")
 	if pid2 == pid1 || !alive(pid2) || !healthy(t, e.Endpoint) {
 		t.Fatalf("restart: pid %d -> %d, healthy %v", pid1, pid2, healthy(t, e.Endpoint))
@@ -233,7 +244,7 @@ func TestLifecycleWithLocalNodes(t *testing.T) {
 		trail = append(trail, a.Actor+":"+a.Action+":"+string(a.To))
 	}
 	got := strings.Join(trail, " ")
-	for _, want := range []string{"alice:create:requested", "reconciler:transition:provisioning", "reconciler:transition:ready",
+	for _, want := range []string{"alice:create:requested", "reconciler:transition:provisioning", "reconciler:transition:degraded",
 		"bob:refused:", "alice:stop:", "reconciler:transition:stopped", "alice:extend:", "alice:refused:", "reconciler:transition:destroyed"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("audit trail lacks %s:\n%s", want, got)
@@ -282,12 +293,12 @@ func TestCrashMidProvisionConverges(t *testing.T) {
 		t.Fatal("the crashed manager's node is not running")
 	}
 
-	second, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand})
+	second, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand, ReadyTimeout: upTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.runReconciler(t, second, nil)
-	e = r.waitState(t, "crashy", envmgr.StateReady)
+	e = r.waitState(t, "crashy", nodeUp)
 	if got := pidOf(t, r.stateDir, "crashy"); got != pid || !healthy(t, e.Endpoint) {
 		t.Fatalf("node pid %d after restart, was %d: provisioned twice", got, pid)
 	}
@@ -306,7 +317,7 @@ func TestSupervisionRestartsDeadNode(t *testing.T) {
 	if _, err := r.mgr.Create(t.Context(), alice, envmgr.CreateRequest{SpecYAML: fmt.Appendf(nil, devEnv, "fragile", 24)}); err != nil {
 		t.Fatal(err)
 	}
-	r.waitState(t, "fragile", envmgr.StateReady)
+	r.waitState(t, "fragile", nodeUp)
 	pid := pidOf(t, r.stateDir, "fragile")
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	deadline := time.Now().Add(15 * time.Second)
@@ -330,7 +341,7 @@ func TestTTLExpiryDestroys(t *testing.T) {
 	if _, err := r.mgr.Create(t.Context(), alice, envmgr.CreateRequest{SpecYAML: fmt.Appendf(nil, devEnv, "brief", 1)}); err != nil {
 		t.Fatal(err)
 	}
-	r.waitState(t, "brief", envmgr.StateReady)
+	r.waitState(t, "brief", nodeUp)
 	r.clock.Advance(61 * time.Minute)
 	tick <- r.clock.Now()
 	r.waitState(t, "brief", envmgr.StateDestroyed)

@@ -34,7 +34,7 @@ func TestStrategyResolution(t *testing.T) {
 	must(os.WriteFile(filepath.Join(src, "strategies/notes.txt"), []byte("not a program"), 0o644))
 	must(os.WriteFile(filepath.Join(src, "strategies/s.yaml"), []byte("k: v\n"), 0o644))
 	r := newRig(t)
-	p, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand, SourceDir: src})
+	p, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand, SourceDir: src, ReadyTimeout: upTimeout})
 	must(err)
 	for _, c := range []struct {
 		name, binary, config string

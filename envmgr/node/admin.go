@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"os"
 	"strconv"
@@ -111,12 +112,12 @@ type PositionView struct {
 
 // PnL is GET /v1/pnl, in USD.
 type PnL struct {
-	StartingEquity string  `json:"starting_equity_usd"`
-	Equity         string  `json:"equity_usd"`
-	Peak           string  `json:"peak_equity_usd"`
-	EquityKnown    bool    `json:"equity_known"`
-	DrawdownPct    float64 `json:"drawdown_pct"`
-	PnL            string  `json:"pnl_usd"`
+	StartingEquity string `json:"starting_equity_usd"`
+	Equity         string `json:"equity_usd"`
+	Peak           string `json:"peak_equity_usd"`
+	EquityKnown    bool   `json:"equity_known"`
+	DrawdownPct    string `json:"drawdown_pct"` // exact to 10 decimals, as a string like every number here
+	PnL            string `json:"pnl_usd"`
 }
 
 // RiskView is GET /v1/risk.
@@ -161,11 +162,65 @@ func (t *Trader) Snapshot() (Status, []PositionView, PnL, RiskView) {
 	a := t.risk.Account()
 	pnl, _ := a.Equity.Sub(a.StartingEquity)
 	p := PnL{StartingEquity: a.StartingEquity.String(), Equity: a.Equity.String(), Peak: a.Peak.String(),
-		EquityKnown: a.EquityKnown, DrawdownPct: a.DrawdownPct, PnL: pnl.String()}
+		EquityKnown: a.EquityKnown, DrawdownPct: drawdownPct(a.Peak, a.Equity), PnL: pnl.String()}
 	l := t.risk.Limits()
 	rv := RiskView{MaxPositionUSD: l.MaxPositionUSD.String(), MaxDrawdownPct: l.MaxDrawdownPct.String(),
 		MaxOrderRate: l.MaxOrderRate.String(), StartingEquityUSD: l.StartingEquityUSD.String(), Halted: h, HaltReason: why, PnL: p}
 	return st, pos, p, rv
+}
+
+// drawdownPct is (peak - equity) / peak x 100, computed exactly and written
+// with at most 10 decimals, trailing zeros dropped.
+func drawdownPct(peak, equity risk.Amount) string {
+	p := peak.Rat()
+	if p.Sign() <= 0 {
+		return "0"
+	}
+	d := new(big.Rat).Sub(p, equity.Rat())
+	if d.Sign() <= 0 {
+		return "0"
+	}
+	d.Quo(d, p).Mul(d, big.NewRat(100, 1))
+	s := strings.TrimRight(d.FloatString(10), "0")
+	return strings.TrimSuffix(s, ".")
+}
+
+// readiness is whether the node does what it was asked: every declared
+// book live, the strategy (if any) running, not halted; with the reasons
+// when not. GET /readyz, the heartbeat and the manager's health use it.
+func readiness(t *Trader, sup *Supervisor) client.Health {
+	st, _, _, _ := t.Snapshot()
+	h := client.Health{Books: len(st.Books), Halted: st.Halted, HaltReason: st.HaltWhy}
+	for _, b := range st.Books {
+		if b.Live {
+			h.BooksLive++
+			continue
+		}
+		why := fmt.Sprintf("book %s:%s is not live", b.Venue, b.Symbol)
+		switch v, ok := st.Venues[b.Venue]; {
+		case !ok || v.LastStatus.IsZero():
+			why += fmt.Sprintf(" (no health from the feed for %s: is the feed running, and does it carry it?)", b.Venue)
+		case !v.Healthy:
+			why += fmt.Sprintf(" (the feed reports %s %s)", b.Venue, v.State)
+		}
+		h.Reasons = append(h.Reasons, why)
+	}
+	if sup != nil {
+		s := sup.Status()
+		h.Strategy = &client.StrategyHealth{Running: s.Running, Restarts: s.Restarts, LastExit: s.LastExit}
+		if !s.Running && !s.Paused {
+			why := fmt.Sprintf("the strategy is not running (%d restarts", s.Restarts)
+			if s.LastExit != "" {
+				why += ", last exit: " + s.LastExit
+			}
+			h.Reasons = append(h.Reasons, why+")")
+		}
+	}
+	if h.Halted {
+		h.Reasons = append(h.Reasons, "halted: "+h.HaltReason)
+	}
+	h.Ready = len(h.Reasons) == 0
+	return h
 }
 
 // adminHandler serves the node's admin API. Every route but /healthz needs
@@ -196,6 +251,17 @@ func adminHandler(t *Trader, sup *Supervisor, k keys, reg *prometheus.Registry, 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "env": t.env, "pid": os.Getpid(), "nats": natsStatus(),
 			"uptime_seconds": int(time.Since(started).Seconds())})
+	})
+	// /readyz is 200 only while the node works (every book live, the
+	// strategy running, not halted), else 503 with the reasons; unlike
+	// /healthz (the process answers), it is what "ready" means.
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		h := readiness(t, sup)
+		code := http.StatusOK
+		if !h.Ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, h)
 	})
 	mux.HandleFunc("GET /v1/status", auth(roleEnv, func(w http.ResponseWriter, _ *http.Request) {
 		st, _, _, _ := t.Snapshot()

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/paddockhq/paddock/internal/buildinfo"
+
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr/node/client"
 	"github.com/paddockhq/paddock/internal/natsconn"
@@ -78,6 +80,7 @@ func Start(c *Config, log *slog.Logger) (_ *Node, err error) {
 		}
 	}()
 	reg := prometheus.NewRegistry()
+	buildinfo.Register(reg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := NewMetrics(reg)
 	if n.trader, err = NewTrader(c, n.nc, n.log, m, time.Now); err != nil {
@@ -188,6 +191,8 @@ func (n *Node) publishStatus(state string, started time.Time) {
 			ns.BooksLive++
 		}
 	}
+	h := readiness(n.trader, n.sup)
+	ns.Health = &h
 	if n.sup != nil {
 		switch ss := n.sup.Status(); {
 		case ss.Paused:

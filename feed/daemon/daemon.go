@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/paddockhq/paddock/internal/buildinfo"
+
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/feed"
 	"github.com/paddockhq/paddock/feed/binance"
@@ -92,6 +94,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 	}()
 
 	reg := prometheus.NewRegistry()
+	buildinfo.Register(reg)
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := feed.NewMetrics(reg)
 	var venues []feed.VenueEntry

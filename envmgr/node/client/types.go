@@ -109,4 +109,25 @@ type NodeStatus struct {
 	BooksLive int       `json:"books_live"`
 	Books     int       `json:"books"`
 	Strategy  string    `json:"strategy,omitempty"` // running | paused | restarting; empty without one
+	Health    *Health   `json:"health,omitempty"`
+}
+
+// Health is the node's GET /readyz: whether it does what it was asked
+// (every declared book live, the strategy running, not halted) and, when
+// not, why.
+type Health struct {
+	Ready      bool            `json:"ready"`
+	Reasons    []string        `json:"reasons,omitempty"`
+	BooksLive  int             `json:"books_live"`
+	Books      int             `json:"books"`
+	Strategy   *StrategyHealth `json:"strategy,omitempty"`
+	Halted     bool            `json:"halted"`
+	HaltReason string          `json:"halt_reason,omitempty"`
+}
+
+// StrategyHealth is the supervised strategy process.
+type StrategyHealth struct {
+	Running  bool   `json:"running"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"last_exit,omitempty"`
 }
