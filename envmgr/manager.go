@@ -55,10 +55,25 @@ type CreateRequest struct {
 // desired state with a revision check and an audit record, and leaves the
 // work to the Reconciler. Safe for concurrent use.
 type Manager struct {
-	store Store
-	now   func() time.Time
-	log   *slog.Logger
+	store   Store
+	now     func() time.Time
+	log     *slog.Logger
+	catalog Catalog
 }
+
+// Catalog says what the feed carries, so that Create can refuse an
+// environment whose node would never get a live book.
+type Catalog interface {
+	// Carries reports whether the feed publishes venue's symbol, and whether
+	// it has heard from the venue at all. An error means the feed could not
+	// be asked (the environment is then created, and its health names
+	// what is missing).
+	Carries(ctx context.Context, venue, symbol string) (carried, venueKnown bool, err error)
+}
+
+// SetCatalog makes Create check every declared instrument against what the
+// feed carries. Call before serving requests.
+func (m *Manager) SetCatalog(c Catalog) { m.catalog = c }
 
 // NewManager creates a manager over store. now is the clock (time.Now if nil).
 func NewManager(store Store, now func() time.Time, log *slog.Logger) *Manager {
@@ -72,9 +87,12 @@ func NewManager(store Store, now func() time.Time, log *slog.Logger) *Manager {
 }
 
 // Create validates the spec and records a new environment. A name whose
-// environment was destroyed is free again: the new record replaces the old
-// one, whose versions stay in the store's history and whose audit records
-// stay in the log.
+// environment was destroyed is free again, as is one whose environment
+// failed (for its owner, an admin, or the integration): the new record
+// replaces the old one, whose versions stay in the store's history and whose
+// audit records stay in the log. A ttl_hours beyond spec.MaxTTLHours from a
+// developer becomes a pending request an admin approves or refuses; the
+// environment starts with MaxTTLHours meanwhile.
 func (m *Manager) Create(ctx context.Context, who Actor, req CreateRequest) (Environment, error) {
 	if err := spec.CheckPRNumber(req.PRNumber); err != nil {
 		return Environment{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -82,31 +100,77 @@ func (m *Manager) Create(ctx context.Context, who Actor, req CreateRequest) (Env
 	if err := checkCommit(req.CommitSHA, req.Branch); err != nil {
 		return Environment{}, err
 	}
-	s, err := spec.Parse(req.SpecYAML, spec.Options{PRNumber: req.PRNumber, Branch: req.Branch, Now: m.now(), TTLApproved: who.Admin})
+	s, err := spec.Parse(req.SpecYAML, spec.Options{PRNumber: req.PRNumber, Branch: req.Branch, Now: m.now(), TTLApproved: true, LiveOnly: true})
 	if err != nil {
 		return Environment{}, err // *spec.Errors: the field-level list
 	}
 	if pr := max(req.PRNumber, spec.PRNumberOf(s.Name)); pr > 0 && !who.mayClaimPR() {
 		return Environment{}, fmt.Errorf("%w: %s is a pull request's name; only the pull-request integration or an admin may claim it (choose another environment.name)", ErrForbidden, s.Name)
 	}
+	if err := m.checkCarried(ctx, s); err != nil {
+		return Environment{}, err
+	}
 	now := m.now().UTC()
+	ttl := s.TTLHours
+	var pending *TTLRequest
+	detail := fmt.Sprintf("ttl %dh", ttl)
+	if ttl > spec.MaxTTLHours && !who.Admin {
+		pending = &TTLRequest{Hours: ttl, By: who.Name, At: now}
+		ttl = spec.MaxTTLHours
+		detail = fmt.Sprintf("ttl %dh; %dh requested, pending an admin's approval", ttl, pending.Hours)
+	}
 	e := Environment{
 		Name: s.Name, Owner: who.Name, SpecYAML: string(req.SpecYAML), PRNumber: req.PRNumber, Branch: req.Branch,
-		CommitSHA: req.CommitSHA, State: StateRequested, Desired: WantRunning, TTLHours: s.TTLHours,
-		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Duration(s.TTLHours) * time.Hour),
+		CommitSHA: req.CommitSHA, State: StateRequested, Desired: WantRunning, TTLHours: ttl, PendingTTL: pending,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Duration(ttl) * time.Hour),
 	}
-	if err := m.claim(ctx, e); err != nil {
+	if err := m.claim(ctx, who, e); err != nil {
 		return Environment{}, err
 	}
 	m.audit(ctx, AuditRecord{Env: e.Name, Actor: who.Name, Action: "create", To: StateRequested, CommitSHA: req.CommitSHA,
-		Detail: fmt.Sprintf("ttl %dh, expires %s", s.TTLHours, e.ExpiresAt.Format(time.RFC3339))})
+		Detail: detail + ", expires " + e.ExpiresAt.Format(time.RFC3339)})
 	return e, nil
 }
 
-// claim stores e under its name: a new key, or the key of a destroyed
-// environment (checked against the revision read, so two claims of one free
-// name cannot both win).
-func (m *Manager) claim(ctx context.Context, e Environment) error {
+// checkCarried refuses a spec that declares an instrument the feed does not
+// carry, naming the venue; when the feed cannot be asked it lets the spec
+// through (the node's health will say what is missing).
+func (m *Manager) checkCarried(ctx context.Context, s *spec.Spec) error {
+	if m.catalog == nil {
+		return nil
+	}
+	errs := &spec.Errors{}
+	for i, ex := range s.Exchanges {
+		for j, in := range ex.Instruments {
+			ok, known, err := m.catalog.Carries(ctx, ex.Venue, in.Symbol)
+			switch {
+			case err != nil:
+				m.log.Warn("could not ask the feed what it carries; creating anyway", "venue", ex.Venue, "symbol", in.Symbol, "err", err)
+				return nil
+			case ok:
+			case !known:
+				errs.List = append(errs.List, spec.FieldError{Path: fmt.Sprintf("exchanges[%d]", i),
+					Msg: fmt.Sprintf("the feed does not carry %s %s (venue %s): no sandbox market data for it on this installation", ex.Name, ex.Type, ex.Venue)})
+			default:
+				errs.List = append(errs.List, spec.FieldError{Path: fmt.Sprintf("exchanges[%d].instruments[%d]", i, j),
+					Msg: fmt.Sprintf("the feed carries venue %s but not %s", ex.Venue, in.Written)})
+			}
+			if !ok && !known {
+				break // one error per missing venue
+			}
+		}
+	}
+	if len(errs.List) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// claim stores e under its name: a new key, the key of a destroyed
+// environment, or that of a failed one when who may take it over (its owner,
+// an admin, or the integration for a PR's name). The write is checked
+// against the revision read, so two claims of one free name cannot both win.
+func (m *Manager) claim(ctx context.Context, who Actor, e Environment) error {
 	_, err := m.store.Create(ctx, e)
 	if !errors.Is(err, ErrExists) {
 		return err
@@ -115,7 +179,9 @@ func (m *Manager) claim(ctx context.Context, e Environment) error {
 	if gerr != nil {
 		return gerr
 	}
-	if old.State != StateDestroyed {
+	free := old.State == StateDestroyed ||
+		(old.State == StateFailed && (old.Owner == who.Name || who.Admin || (who.Integration && spec.PRNumberOf(e.Name) > 0)))
+	if !free {
 		return err
 	}
 	if _, err := m.store.Update(ctx, e, rev); err != nil {
@@ -221,8 +287,9 @@ func (m *Manager) Destroy(ctx context.Context, who Actor, name string) (Environm
 }
 
 // Extend moves the expiry by hours (24 by default). The total lifetime stays
-// within spec.MaxTTLHours unless an admin extends it, and within
-// spec.MaxApprovedTTLHours always.
+// within spec.MaxTTLHours for a developer: beyond it, and up to
+// spec.MaxApprovedTTLHours, the extension becomes a pending request for an
+// admin to approve or refuse. Admins extend up to MaxApprovedTTLHours.
 func (m *Manager) Extend(ctx context.Context, who Actor, name string, hours int) (Environment, error) {
 	if hours == 0 {
 		hours = 24
@@ -231,23 +298,73 @@ func (m *Manager) Extend(ctx context.Context, who Actor, name string, hours int)
 	if hours < 1 || hours > spec.MaxApprovedTTLHours {
 		return Environment{}, fmt.Errorf("%w: extend by %d hours: must be 1 to %d", ErrInvalid, hours, spec.MaxApprovedTTLHours)
 	}
-	return m.change(ctx, who, name, "extend", func(e *Environment) error {
+	var detail string
+	e, err := m.change(ctx, who, name, "extend", func(e *Environment) error {
 		if e.Desired == WantDestroyed || e.State == StateDestroyed {
 			return fmt.Errorf("%w: %s is being destroyed", ErrIllegalTransition, name)
 		}
 		total := e.TTLHours + hours
-		limit := spec.MaxTTLHours
-		if who.Admin {
-			limit = spec.MaxApprovedTTLHours
+		if total > spec.MaxApprovedTTLHours {
+			return fmt.Errorf("%w: %s would live %dh in total; the absolute limit is %dh", ErrForbidden, name, total, spec.MaxApprovedTTLHours)
 		}
-		if total > limit {
-			return fmt.Errorf("%w: %s would live %dh in total; the limit is %dh%s", ErrForbidden, name, total, limit,
-				map[bool]string{false: " unless an admin extends it", true: ""}[who.Admin])
+		if total > spec.MaxTTLHours && !who.Admin {
+			e.PendingTTL = &TTLRequest{Hours: total, By: who.Name, At: m.now().UTC()}
+			detail = fmt.Sprintf("+%dh requested by %s: %dh in total is beyond %dh and waits for an admin's approval", hours, who.Name, total, spec.MaxTTLHours)
+			return nil
 		}
 		e.TTLHours = total
 		e.ExpiresAt = e.CreatedAt.Add(time.Duration(total) * time.Hour)
+		detail = fmt.Sprintf("+%dh by %s: %dh in total, new deadline %s", hours, who.Name, total, e.ExpiresAt.Format(time.RFC3339))
 		return nil
 	})
+	if err == nil {
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: "extend", From: e.State, Detail: detail})
+	}
+	return e, err
+}
+
+// Approve grants a pending request for a longer lifetime (admins only).
+func (m *Manager) Approve(ctx context.Context, who Actor, name string) (Environment, error) {
+	return m.decide(ctx, who, name, true)
+}
+
+// Refuse drops a pending request for a longer lifetime (admins only).
+func (m *Manager) Refuse(ctx context.Context, who Actor, name string) (Environment, error) {
+	return m.decide(ctx, who, name, false)
+}
+
+func (m *Manager) decide(ctx context.Context, who Actor, name string, approve bool) (Environment, error) {
+	action := map[bool]string{true: "approve", false: "refuse"}[approve]
+	if !who.Admin {
+		if err := checkName(name); err != nil {
+			return Environment{}, err
+		}
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: "refused", Detail: action + ": only an admin may decide on a longer lifetime"})
+		return Environment{}, fmt.Errorf("%w: only an admin may %s a longer lifetime", ErrForbidden, action)
+	}
+	var detail string
+	e, err := m.change(ctx, who, name, action, func(e *Environment) error {
+		p := e.PendingTTL
+		if p == nil {
+			return fmt.Errorf("%w: %s has no pending request for a longer lifetime", ErrIllegalTransition, name)
+		}
+		e.PendingTTL = nil
+		if !approve {
+			detail = fmt.Sprintf("refused %s's request for %dh in total; the deadline stays %s", p.By, p.Hours, e.ExpiresAt.Format(time.RFC3339))
+			return nil
+		}
+		if e.Desired == WantDestroyed || e.State == StateDestroyed {
+			return fmt.Errorf("%w: %s is being destroyed", ErrIllegalTransition, name)
+		}
+		e.TTLHours = p.Hours
+		e.ExpiresAt = e.CreatedAt.Add(time.Duration(p.Hours) * time.Hour)
+		detail = fmt.Sprintf("approved %s's request: %dh in total, new deadline %s", p.By, p.Hours, e.ExpiresAt.Format(time.RFC3339))
+		return nil
+	})
+	if err == nil {
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: action, From: e.State, Detail: detail})
+	}
+	return e, err
 }
 
 // change applies one request to one environment with a revision check: if
@@ -277,7 +394,11 @@ func (m *Manager) change(ctx context.Context, who Actor, name, action string, ap
 	if _, err := m.store.Update(ctx, e, rev); err != nil {
 		return Environment{}, err
 	}
-	m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: action, From: e.State, Detail: "desired " + string(e.Desired)})
+	switch action {
+	case "extend", "approve", "refuse": // their callers audit with the detail
+	default:
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: action, From: e.State, Detail: "desired " + string(e.Desired)})
+	}
 	return e, nil
 }
 

@@ -102,7 +102,10 @@ func TestRequestsAndStatusCodes(t *testing.T) {
 		{"missing", "GET", "/v1/environments/nope", "alice-token", nil, 404, "not_found"},
 		{"stop other's is not found", "POST", "/v1/environments/alpha/stop", "bob-token", nil, 404, "not_found"},
 		{"extend", "POST", "/v1/environments/alpha/extend", "alice-token", map[string]int{"hours": 24}, 202, ""},
-		{"extend past 96h", "POST", "/v1/environments/alpha/extend", "alice-token", map[string]int{"hours": 48}, 403, "forbidden"},
+		{"extend past 96h is a request", "POST", "/v1/environments/alpha/extend", "alice-token", map[string]int{"hours": 48}, 202, ""},
+		{"extend past 720h", "POST", "/v1/environments/alpha/extend", "alice-token", map[string]int{"hours": 700}, 403, "forbidden"},
+		{"extend by too much", "POST", "/v1/environments/alpha/extend", "alice-token", map[string]int{"hours": 721}, 400, "bad_request"},
+		{"extend by less than nothing", "POST", "/v1/environments/alpha/extend", "alice-token", map[string]int{"hours": -1}, 400, "bad_request"},
 		{"admin extends past 96h", "POST", "/v1/environments/alpha/extend", "admin-token", map[string]int{"hours": 48}, 202, ""},
 		{"stop", "POST", "/v1/environments/alpha/stop", "alice-token", nil, 202, ""},
 		{"delete", "DELETE", "/v1/environments/alpha", "alice-token", nil, 202, ""},
@@ -142,7 +145,7 @@ func TestRequestsAndStatusCodes(t *testing.T) {
 			refusals++
 		}
 	}
-	if refusals < 2 { // bob's stop, alice's extend past 96h
+	if refusals < 2 { // bob's stop, alice's extend past 720h
 		t.Fatalf("%d refusals audited for alpha: %+v", refusals, recs)
 	}
 	// Unauthenticated refusals are counted, never audited: an anonymous
@@ -347,5 +350,49 @@ func TestNamesAreClaimedFairly(t *testing.T) {
 	}
 	if creates != 2 {
 		t.Fatalf("audit keeps %d creates, want both", creates)
+	}
+}
+
+// TestExtensionApprovals: beyond 96 hours in total a developer's extension
+// (or ttl_hours) is a request that an admin approves or refuses; the audit
+// log says who added how many hours and the new deadline.
+func TestExtensionApprovals(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	long := strings.Replace(fmt.Sprintf(devEnv, "long"), "version: 1", "version: 1\nttl_hours: 200", 1)
+	status, body := f.do(t, "POST", "/v1/environments", "alice-token", CreateBody{SpecYAML: long})
+	if status != 201 || body["ttl_hours"] != 96.0 || body["pending_ttl"].(map[string]any)["hours"] != 200.0 {
+		t.Fatalf("create with ttl_hours 200: %d %v", status, body)
+	}
+	if status, _ := f.do(t, "POST", "/v1/environments/long/approve", "alice-token", nil); status != 403 {
+		t.Fatalf("a developer approved: %d", status)
+	}
+	if status, body := f.do(t, "POST", "/v1/environments/long/approve", "admin-token", nil); status != 202 || body["ttl_hours"] != 200.0 || body["pending_ttl"] != nil {
+		t.Fatalf("approve: %d %v", status, body)
+	}
+	if status, _ := f.do(t, "POST", "/v1/environments/long/approve", "admin-token", nil); status != 409 {
+		t.Fatalf("approve without a request: %d", status)
+	}
+	f.do(t, "POST", "/v1/environments", "alice-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "short")})
+	if status, body := f.do(t, "POST", "/v1/environments/short/extend", "alice-token", map[string]int{"hours": 24}); status != 202 || body["ttl_hours"] != 72.0 {
+		t.Fatalf("extend within 96h: %d %v", status, body)
+	}
+	if status, body := f.do(t, "POST", "/v1/environments/short/extend", "alice-token", map[string]int{"hours": 48}); status != 202 || body["ttl_hours"] != 72.0 || body["pending_ttl"] == nil {
+		t.Fatalf("extend past 96h: %d %v", status, body)
+	}
+	if status, body := f.do(t, "POST", "/v1/environments/short/refuse", "admin-token", nil); status != 202 || body["ttl_hours"] != 72.0 || body["pending_ttl"] != nil {
+		t.Fatalf("refuse: %d %v", status, body)
+	}
+	recs, _ := f.store.Audit(ctx, "short")
+	var details []string
+	for _, r := range recs {
+		details = append(details, r.Actor+" "+r.Action+": "+r.Detail)
+	}
+	got := strings.Join(details, "\n")
+	for _, want := range []string{"alice extend: +24h by alice: 72h in total, new deadline ", "alice extend: +48h requested by alice: 120h in total",
+		"root refuse: refused alice's request for 120h in total"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit lacks %q:\n%s", want, got)
+		}
 	}
 }

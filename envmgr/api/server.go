@@ -103,6 +103,8 @@ func New(mgr *envmgr.Manager, store envmgr.Store, tokens *Tokens, connect Connec
 	s.handle("POST /v1/environments/{name}/stop", s.stop)
 	s.handle("POST /v1/environments/{name}/start", s.start)
 	s.handle("POST /v1/environments/{name}/extend", s.extend)
+	s.handle("POST /v1/environments/{name}/approve", s.approve)
+	s.handle("POST /v1/environments/{name}/refuse", s.refuse)
 	s.handle("GET /v1/environments/{name}/events", s.events)
 	s.handle("GET /v1/environments/{name}/audit", s.audit)
 	return s
@@ -360,6 +362,16 @@ func (s *Server) extend(w http.ResponseWriter, r *http.Request, who envmgr.Actor
 	return s.change(w, e, err)
 }
 
+func (s *Server) approve(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	e, err := s.mgr.Approve(r.Context(), who, r.PathValue("name"))
+	return s.change(w, e, err)
+}
+
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	e, err := s.mgr.Refuse(r.Context(), who, r.PathValue("name"))
+	return s.change(w, e, err)
+}
+
 func (s *Server) audit(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
 	name := r.PathValue("name")
 	if _, err := s.mgr.Get(r.Context(), who, name); err != nil {
@@ -404,7 +416,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, who envmgr.Actor
 	w.WriteHeader(http.StatusOK)
 	keepalive := time.NewTicker(15 * time.Second)
 	defer keepalive.Stop()
-	var last envmgr.State
+	var last envmgr.Environment
+	first := true
 	for {
 		select {
 		case <-ctx.Done():
@@ -422,10 +435,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, who envmgr.Actor
 			if !ok {
 				return nil
 			}
-			if e.Name != name || e.State == last {
+			// A state change or a change of the node's health is an event.
+			if e.Name != name || (!first && e.State == last.State && e.Health.Equal(last.Health) && e.Reason == last.Reason) {
 				continue
 			}
-			last = e.State
+			first, last = false, e
 			b, _ := json.Marshal(e)
 			if _, err := fmt.Fprintf(w, "event: state\ndata: %s\n\n", b); err != nil {
 				return nil

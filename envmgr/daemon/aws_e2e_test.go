@@ -54,7 +54,7 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	started := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{NATSURL: ns.ClientURL(), Listen: "127.0.0.1:0", StateDir: stateDir, Tokens: tokens, AuthDir: authDir,
+		done <- Run(ctx, Config{NoFeedCheck: true, NATSURL: ns.ClientURL(), Listen: "127.0.0.1:0", StateDir: stateDir, Tokens: tokens, AuthDir: authDir,
 			ReconcileEvery: time.Hour, // only API changes drive the reconciler here
 			AWS: &AWSConfig{
 				Terraform: terraform.Config{Binary: bin, ModuleDir: module, PluginMirror: mirror, InterruptGrace: 5 * time.Second},

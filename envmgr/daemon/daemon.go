@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
+	"github.com/paddockhq/paddock/envmgr/catalog"
 	"github.com/paddockhq/paddock/envmgr/local"
 	"github.com/paddockhq/paddock/envmgr/natskv"
 	"github.com/paddockhq/paddock/envmgr/spec"
@@ -52,6 +53,10 @@ type Config struct {
 	// AWS, when set, provisions environments on AWS through the Terraform
 	// module instead of as local processes.
 	AWS *AWSConfig
+	// NoFeedCheck skips asking the feed, at create time, whether it carries
+	// every declared instrument: for tests of provisioning mechanics that
+	// run no feed. Production leaves it false.
+	NoFeedCheck bool
 	// NodeReadyTimeout is how long the local provisioner waits for a new
 	// node to work (every book live, the strategy running) before it
 	// records the environment degraded; default 30s.
@@ -179,6 +184,14 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	}
 
 	mgr := envmgr.NewManager(store, nil, log)
+	if !c.NoFeedCheck {
+		cat, err := catalog.New(nc, 0)
+		if err != nil {
+			return err
+		}
+		defer cat.Close()
+		mgr.SetCatalog(cat)
+	}
 	rec := envmgr.NewReconciler(store, prov, nil, log)
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {

@@ -58,7 +58,7 @@ func TestNodesGetScopedCredentials(t *testing.T) {
 	started := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{NATSURL: ns.ClientURL(), Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "state"), Tokens: tokens, AuthDir: authDir,
+		done <- Run(ctx, Config{NoFeedCheck: true, NATSURL: ns.ClientURL(), Listen: "127.0.0.1:0", StateDir: filepath.Join(dir, "state"), Tokens: tokens, AuthDir: authDir,
 			NodeCommand: testnode.Command, NodeReadyTimeout: 200 * time.Millisecond}, nil, func(s Started) { started <- s.APIURL })
 	}()
 	var url string

@@ -220,8 +220,11 @@ func TestLifecycleWithLocalNodes(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // polling the store for the asynchronous reconciler
 	}
-	if _, err := r.mgr.Extend(t.Context(), alice, "life", 48); !errors.Is(err, envmgr.ErrForbidden) {
-		t.Fatalf("extending past 96h without an admin: %v", err)
+	if e, err := r.mgr.Extend(t.Context(), alice, "life", 48); err != nil || e.PendingTTL == nil || e.TTLHours != 72 {
+		t.Fatalf("extending past 96h without an admin is a request: %+v %v", e, err)
+	}
+	if _, err := r.mgr.Extend(t.Context(), alice, "life", 720); !errors.Is(err, envmgr.ErrForbidden) {
+		t.Fatalf("extending past the absolute 720h: %v", err)
 	}
 
 	if _, err := r.mgr.Destroy(t.Context(), alice, "life"); err != nil {

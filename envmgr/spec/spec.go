@@ -94,6 +94,10 @@ type Options struct {
 	Branch      string    // else to a slug of the branch
 	Now         time.Time // replay ranges must lie before it; zero means time.Now()
 	TTLApproved bool      // an admin approved a ttl_hours beyond MaxTTLHours
+	// LiveOnly refuses market_data.mode replay and both: what an
+	// installation without recorded market data must do, rather than run
+	// them live.
+	LiveOnly bool
 }
 
 // FieldError is one problem in a file.

@@ -99,6 +99,10 @@ func validate(s *Spec, o Options, lines map[string][2]int, errs *Errors) {
 			bad("market_data.mode", "replay_start and replay_end apply only to mode replay or both")
 		}
 	case "replay", "both":
+		if o.LiveOnly {
+			bad("market_data.mode", "%s is not supported by this installation yet: it has no recorded market data to replay (use live)", md.Mode)
+			break
+		}
 		switch {
 		case md.ReplayStart.IsZero() || md.ReplayEnd.IsZero():
 			bad("market_data", "mode %s needs replay_start and replay_end", md.Mode)
