@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
@@ -47,6 +48,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	example := fs.String("example", "examples/.dev-env.yaml", "environment to create once everything runs (empty: none)")
 	source := fs.String("source-dir", ".", "repository checkout that strategy paths in .dev-env.yaml are relative to")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
+	readyTimeout := fs.Duration("node-ready-timeout", 30*time.Second, "how long a new node may take to work (books live, strategy running) before its environment is degraded")
 	var sf simFlags
 	sf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -125,7 +127,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		envStarted.Store(true)
 		go func() {
 			defer close(envExited)
-			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens, AuthDir: filepath.Join(*stateDir, "nats-auth"), SourceDir: *source,
+			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens, AuthDir: filepath.Join(*stateDir, "nats-auth"), SourceDir: *source, NodeReadyTimeout: *readyTimeout,
 				AuditMaxAge: defaultAuditMaxAge, AuditMaxBytes: defaultAuditMaxBytes, AuditMaxPerEnv: defaultAuditMaxPerEnv}, log,
 				func(es envdaemon.Started) {
 					obs := filepath.Join(*stateDir, "nats-auth", natsauth.ObserverCredsFile)

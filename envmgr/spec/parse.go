@@ -132,6 +132,7 @@ func (w *walker) fields(n *yaml.Node, p string, handlers map[string]func(v *yaml
 			continue
 		}
 		w.at(v, sub)
+		w.lines["key:"+sub] = [2]int{k.Line, k.Column} // where a missing child is reported
 		h(v, sub)
 	}
 }

@@ -231,3 +231,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestMissingFieldPointsAtItsParent: a required field that is missing has
+// no line of its own; the error carries its section's.
+func TestMissingFieldPointsAtItsParent(t *testing.T) {
+	raw := []byte("version: 1\nenvironment: {name: x}\nexchanges: [{name: binance, type: spot, sandbox: true, instruments: [BTC/USDT]}]\n" +
+		"market_data: {mode: live}\nrisk_config:\n  max_position_usd: 10\n  max_drawdown_pct: 5\nstrategy: {binary: s}\n")
+	_, err := Parse(raw, Options{})
+	var se *Errors
+	if !errors.As(err, &se) || len(se.List) != 1 || se.List[0].Path != "risk_config.max_order_rate" || se.List[0].Line != 5 {
+		t.Fatalf("%v", err)
+	}
+}
+
+// TestDocumentIsTheSnakeCaseSpec: validate -o json prints the spec's
+// documented field names and exact decimals.
+func TestDocumentIsTheSnakeCaseSpec(t *testing.T) {
+	raw, _ := os.ReadFile("testdata/good/full.yaml")
+	s, err := Parse(raw, Options{Now: corpusNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(s.Document())
+	for _, want := range []string{`"risk_config":{"max_position_usd":"1000"`, `"market_data":{"mode":"live"}`, `"environment":{"name":"mean-reversion-v3-test"}`,
+		`"venue":"bybit-perp"`, `"ttl_hours":48`, `"version":1`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("document lacks %s:\n%s", want, b)
+		}
+	}
+}

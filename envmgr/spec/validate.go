@@ -23,7 +23,18 @@ func validate(s *Spec, o Options, lines map[string][2]int, errs *Errors) {
 				return // the field already has a structural error
 			}
 		}
-		lc := lines[p]
+		// A missing field has no line of its own: point at its parent's.
+		lc, ok := lines[p]
+		for q := p; !ok && q != ""; {
+			i := strings.LastIndexAny(q, ".[")
+			if i < 0 {
+				break
+			}
+			q = q[:i]
+			if lc, ok = lines["key:"+q]; !ok {
+				lc, ok = lines[q]
+			}
+		}
 		errs.add(lc[0], lc[1], p, format, args...)
 	}
 	// Name: the file's, else pr-<n>, else a slug of the branch.
