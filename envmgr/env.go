@@ -25,13 +25,13 @@ const (
 	// asked (a book is not live, the strategy keeps crashing, the
 	// environment is halted); Reason says why. It moves back to ready by
 	// itself when the node recovers.
-	StateDegraded State = "degraded"
-	StateStopping     State = "stopping"
-	StateStopped      State = "stopped"
-	StateStarting     State = "starting"
-	StateDestroying   State = "destroying"
-	StateDestroyed    State = "destroyed"
-	StateFailed       State = "failed"
+	StateDegraded   State = "degraded"
+	StateStopping   State = "stopping"
+	StateStopped    State = "stopped"
+	StateStarting   State = "starting"
+	StateDestroying State = "destroying"
+	StateDestroyed  State = "destroyed"
+	StateFailed     State = "failed"
 )
 
 // transitions lists, for each state, the states it may move to.

@@ -32,7 +32,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return usageError{err.Error()}
 }
 
-func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help" }
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "--help" || arg == "-help" || arg == "help"
+}
 
 type command struct {
 	summary string
