@@ -48,6 +48,10 @@ var transitions = map[State][]State{
 	StateDestroyed:    nil,
 }
 
+// States lists every state, in lifecycle order.
+var States = []State{StateRequested, StateProvisioning, StateReady, StateDegraded, StateStopping, StateStopped, StateStarting,
+	StateDestroying, StateDestroyed, StateFailed}
+
 // CanMove reports whether from -> to is a legal transition.
 func CanMove(from, to State) bool {
 	for _, s := range transitions[from] {

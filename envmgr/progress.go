@@ -10,15 +10,16 @@ import (
 // Terraform resource being created, say), shown live by the events API and
 // `paddock env up -wait`.
 type ProgressEvent struct {
-	Env      string    `json:"env"`
-	Op       string    `json:"op"`   // init, plan, apply, destroy, ready (the wait for the node)
-	Type     string    `json:"type"` // the provisioner's event type
-	Level    string    `json:"level,omitempty"`
-	Message  string    `json:"message"`
-	Resource string    `json:"resource,omitempty"`
-	Action   string    `json:"action,omitempty"`
-	Elapsed  float64   `json:"elapsed_seconds,omitempty"`
-	Time     time.Time `json:"time"`
+	Env      string `json:"env"`
+	Op       string `json:"op"`   // init, plan, apply, destroy, ready (the wait for the node)
+	Type     string `json:"type"` // the provisioner's event type
+	Level    string `json:"level,omitempty"`
+	Message  string `json:"message"`
+	Resource string `json:"resource,omitempty"`
+	Action   string `json:"action,omitempty"`
+	// ElapsedMS is whole milliseconds: every number in the API is exact.
+	ElapsedMS int64     `json:"elapsed_ms,omitempty"`
+	Time      time.Time `json:"time"`
 }
 
 // ProgressHub fans progress events out to the API's watchers. Publishing

@@ -53,6 +53,9 @@ type Reconciler struct {
 	workers int
 
 	errors atomic.Uint64
+	// OnOperation, when set before Run, is told how long each provisioner
+	// operation took (op: provision, start, stop, destroy), for metrics.
+	OnOperation func(op string, took time.Duration, err error)
 
 	mu      sync.Mutex
 	pending map[string]bool // queued or being worked on
@@ -195,7 +198,7 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 	case e.Desired == WantDestroyed && e.State != StateDestroying:
 		return r.move(ctx, e, rev, StateDestroying)
 	case e.State == StateDestroying:
-		if err := r.prov.Destroy(ctx, name); err != nil {
+		if err := r.timed("destroy", func() error { return r.prov.Destroy(ctx, name) }); err != nil {
 			return r.fail(ctx, e, rev, fmt.Errorf("destroy: %w", err))
 		}
 		e.Endpoint = ""
@@ -207,7 +210,8 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 		if err != nil {
 			return r.fail(ctx, e, rev, fmt.Errorf("stored spec: %w", err))
 		}
-		endpoint, err := r.prov.Provision(ctx, e, s)
+		var endpoint string
+		err = r.timed("provision", func() (err error) { endpoint, err = r.prov.Provision(ctx, e, s); return err })
 		if err != nil {
 			return r.fail(ctx, e, rev, fmt.Errorf("provision: %w", err))
 		}
@@ -220,14 +224,15 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 		e.Health = nil
 		return r.move(ctx, e, rev, StateStopping)
 	case e.State == StateStopping:
-		if err := r.prov.Stop(ctx, name); err != nil {
+		if err := r.timed("stop", func() error { return r.prov.Stop(ctx, name) }); err != nil {
 			return r.fail(ctx, e, rev, fmt.Errorf("stop: %w", err))
 		}
 		return r.move(ctx, e, rev, StateStopped)
 	case e.State == StateStopped && e.Desired == WantRunning:
 		return r.move(ctx, e, rev, StateStarting)
 	case e.State == StateStarting:
-		endpoint, err := r.prov.Start(ctx, name)
+		var endpoint string
+		err := r.timed("start", func() (err error) { endpoint, err = r.prov.Start(ctx, name); return err })
 		if err != nil {
 			return r.fail(ctx, e, rev, fmt.Errorf("start: %w", err))
 		}
@@ -268,6 +273,44 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 		return r.write(ctx, e, rev, AuditRecord{Action: "restart", From: e.State, To: e.State, Detail: "node was not running"})
 	}
 	return false, nil
+}
+
+func (r *Reconciler) timed(op string, fn func() error) error {
+	start := time.Now()
+	err := fn()
+	if r.OnOperation != nil {
+		r.OnOperation(op, time.Since(start), err)
+	}
+	return err
+}
+
+// StopNodes records, at a manager's shutdown, that it stopped the nodes of
+// the named environments (a local manager's nodes end with it): each goes
+// to stopped, keeping desired running, so that no environment claims to be
+// ready while nothing runs it, and the next manager starts them again.
+func StopNodes(ctx context.Context, store Store, names []string, now time.Time) error {
+	var errs []error
+	for _, name := range names {
+		e, rev, err := store.Get(ctx, name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if e.State != StateReady && e.State != StateDegraded {
+			continue
+		}
+		from := e.State
+		_ = e.Move(StateStopping, now)
+		_ = e.Move(StateStopped, now)
+		e.Health, e.Endpoint = nil, ""
+		if _, err := store.Update(ctx, e, rev); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		_ = store.AppendAudit(ctx, AuditRecord{Env: name, At: now, Actor: "envmgr", Action: "transition", From: from, To: StateStopped,
+			Detail: "the manager shut down and stopped its node; the next manager starts it again"})
+	}
+	return errors.Join(errs...)
 }
 
 // settle records a node that has just been provisioned or started as ready

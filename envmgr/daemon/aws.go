@@ -195,7 +195,7 @@ func (p *awsProvisioner) whenReady(ctx context.Context, name string, op func() (
 
 func (p *awsProvisioner) progress(name, msg string, elapsed time.Duration) {
 	if p.hub != nil {
-		p.hub.Publish(envmgr.ProgressEvent{Env: name, Op: "ready", Type: "node", Message: msg, Elapsed: elapsed.Seconds(), Time: time.Now().UTC()})
+		p.hub.Publish(envmgr.ProgressEvent{Env: name, Op: "ready", Type: "node", Message: msg, ElapsedMS: elapsed.Milliseconds(), Time: time.Now().UTC()})
 	}
 }
 

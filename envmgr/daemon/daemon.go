@@ -178,8 +178,16 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 			return err
 		}
 		// Nodes are stopped when the manager stops, so nothing is left behind;
-		// their environments stay ready and a restarted manager starts them.
-		defer lp.StopAll(context.Background())
+		// their environments are recorded stopped (desired running), and a
+		// restarted manager starts them again.
+		defer func() {
+			stopped := lp.StopAll(context.Background())
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := envmgr.StopNodes(ctx, store, stopped, time.Now().UTC()); err != nil {
+				log.Warn("record stopped nodes", "component", "envmgr", "err", err)
+			}
+		}()
 		prov = lp
 	}
 
@@ -202,8 +210,19 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "paddock_envmgr_reconcile_errors_total",
 		Help: "Reconcile steps and passes that failed."}, func() float64 { return float64(rec.Errors()) }))
+	ops := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paddock_envmgr_operation_seconds",
+		Help: "Provisioner operations (provision, start, stop, destroy) by result.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)},
+		[]string{"op", "result"})
+	reg.MustRegister(ops, &byState{store: store})
+	rec.OnOperation = func(op string, took time.Duration, err error) {
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		ops.WithLabelValues(op, result).Observe(took.Seconds())
+	}
 	apiSrv := api.New(mgr, store, c.Tokens, api.ConnectInfo{NATSURL: c.NATSURL}, log, api.Options{
-		Metrics: api.NewMetrics(reg), Health: store, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})})
+		Metrics: api.NewMetrics(reg), Health: store, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})})
 	apiSrv.SetProgress(hub)
 	srv := &http.Server{Handler: apiSrv, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}
 	httpDone := make(chan error, 1)
@@ -239,4 +258,29 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		runErr = nil
 	}
 	return runErr
+}
+
+// byState collects paddock_envmgr_environments{state} from the store at
+// each scrape (a list of every environment: milliseconds for a thousand).
+type byState struct{ store envmgr.Store }
+
+var byStateDesc = prometheus.NewDesc("paddock_envmgr_environments", "Environments by state (destroyed ones included).", []string{"state"}, nil)
+
+func (c *byState) Describe(ch chan<- *prometheus.Desc) { ch <- byStateDesc }
+
+func (c *byState) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	all, err := c.store.List(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(byStateDesc, err)
+		return
+	}
+	n := map[envmgr.State]int{}
+	for _, e := range all {
+		n[e.State]++
+	}
+	for _, s := range envmgr.States {
+		ch <- prometheus.MustNewConstMetric(byStateDesc, prometheus.GaugeValue, float64(n[s]), string(s))
+	}
 }

@@ -101,6 +101,8 @@ func hostileRequests() []hostile {
 		hostile{name: "1 MB header", method: "GET", path: "/v1/environments", token: "dev", header: map[string]string{"X-Junk": strings.Repeat("j", 1<<20)}},
 		hostile{name: "1 MB token", method: "GET", path: "/v1/environments", token: strings.Repeat("t", 1<<20)},
 		hostile{name: "long name unauthenticated, again", method: "GET", path: "/v1/environments/" + long},
+		hostile{name: "no token", method: "GET", path: "/v1/environments"},
+		hostile{name: "a wrong token", method: "POST", path: "/v1/environments/victim/stop", token: "not-a-token"},
 	)
 	return out
 }
@@ -176,6 +178,22 @@ func TestHostileRequestsLeaveTheManagerWorking(t *testing.T) {
 		t.Fatal(err)
 	}
 	ready := waitState(t, dev, "after", nodeUp)
+	waitState(t, dev, "victim", nodeUp)
+	// The manager's /metrics counts what happened.
+	resp, err = client.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`paddock_envmgr_environments{state="degraded"} 2`, `paddock_envmgr_operation_seconds_count{op="provision",result="ok"}`,
+		`paddock_envmgr_api_refused_total{reason="bad_name"}`, `paddock_envmgr_api_refused_total{reason="unauthenticated"}`,
+		`paddock_envmgr_api_requests_total{code="400",route="GET /v1/environments/{name}"}`, `paddock_envmgr_reconcile_errors_total`, `paddock_build_info{`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s\n%s", want, grepLines(string(metrics), "_count{"))
+		}
+	}
+
 	pidFile := filepath.Join(dir, "state", "envs", "after", "node.pid")
 	pid := readPID(t, pidFile)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
@@ -286,4 +304,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond) // polling an HTTP endpoint
 	}
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

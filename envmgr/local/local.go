@@ -443,7 +443,7 @@ func readiness(ctx context.Context, endpoint string) (*envmgr.Health, error) {
 // StopAll stops every node this process started or adopted, for a clean
 // shutdown of `make run`. Their environments stay ready; a restarted manager
 // starts them again.
-func (p *Provisioner) StopAll(ctx context.Context) {
+func (p *Provisioner) StopAll(ctx context.Context) (stopped []string) {
 	p.mu.Lock()
 	var names []string
 	for n := range p.procs {
@@ -458,8 +458,11 @@ func (p *Provisioner) StopAll(ctx context.Context) {
 	for _, n := range names {
 		if err := p.Stop(ctx, n); err != nil {
 			p.log.Warn("stop node", "env", n, "err", err)
+			continue
 		}
+		stopped = append(stopped, n)
 	}
+	return stopped
 }
 
 // livePID returns the pid of the environment's running node, or 0. The pid

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -260,5 +261,49 @@ func TestBadOrderRequests(t *testing.T) {
 		if err != nil || !strings.Contains(string(msg.Data), `"code":"invalid"`) || !strings.Contains(string(msg.Data), "order request: body") {
 			t.Fatalf("garbage request %q: %v %s", garbage, err, msg.Data)
 		}
+	}
+}
+
+// TestJSONNumbersAreExact: after trading (a fill moves equity, so the
+// drawdown is a long fraction), no admin response carries a number that is
+// not a whole number: amounts and percentages are exact decimal strings.
+func TestJSONNumbersAreExact(t *testing.T) {
+	r := newRig(t, func(c *Config) {
+		c.Risk.MaxPositionUSD, c.Risk.StartingEquityUSD = "100000000", "100000000"
+	})
+	if _, rej := r.place(client.OrderRequest{Side: "buy", Type: "market", Qty: "0.37"}); rej != nil {
+		t.Fatal(rej)
+	}
+	for _, path := range []string{"/v1/status", "/v1/positions", "/v1/pnl", "/v1/risk", "/v1/orders", "/v1/fills", "/readyz", "/healthz"} {
+		_, body := r.http("GET", path, r.apiKey)
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		var walk func(any)
+		walk = func(v any) {
+			switch x := v.(type) {
+			case json.Number:
+				if strings.ContainsAny(x.String(), ".eE") {
+					t.Errorf("%s carries the inexact number %s:\n%s", path, x, body)
+				}
+			case map[string]any:
+				for _, c := range x {
+					walk(c)
+				}
+			case []any:
+				for _, c := range x {
+					walk(c)
+				}
+			}
+		}
+		walk(v)
+	}
+	_, body := r.http("GET", "/v1/pnl", r.apiKey)
+	var p PnL
+	if json.Unmarshal(body, &p) != nil || p.DrawdownPct == "" {
+		t.Fatalf("pnl %s", body)
 	}
 }

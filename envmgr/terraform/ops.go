@@ -262,7 +262,7 @@ func (w *progressWriter) line(line []byte) {
 		return
 	}
 	ev := Progress{Env: w.env, Op: w.op, Type: m.Type, Level: m.Level, Message: m.Message, Time: time.Now(),
-		Resource: m.Hook.Resource.Addr, Action: m.Hook.Action, Elapsed: m.Hook.Elapsed}
+		Resource: m.Hook.Resource.Addr, Action: m.Hook.Action, ElapsedMS: int64(m.Hook.Elapsed * 1000)}
 	if ev.Resource == "" {
 		ev.Resource, ev.Action = m.Change.Resource.Addr, m.Change.Action
 	}
