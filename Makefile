@@ -8,12 +8,18 @@ BENCHTIME ?= 1s
 # Packages whose benchmarks `make bench` runs, with ratios computed in one run.
 BENCH_PKGS ?= ./proto ./bench/wire ./feed/binance ./feed/book ./risk ./envmgr/node ./envmgr/natskv ./envmgr/local
 
-.PHONY: run test vet fmt-check go-test alloc-test js-test tf-fmt tf-tools test-module aws-provider bench bench-e2e bench-tf fuzz lint proto-gen
+.PHONY: run build test vet fmt-check go-test alloc-test js-test tf-fmt tf-tools test-module aws-provider bench bench-e2e bench-tf fuzz lint proto-gen
 
 ## run: the main job on embedded defaults (no cloud account, no internet):
-## the venue simulator, the feed and its embedded NATS server, until Ctrl-C.
-run:
-	$(GO) run ./cmd/paddock dev
+## the venue simulator, the feed and its embedded NATS server, the manager and
+## the example environment, until Ctrl-C (which exits 0). It builds
+## bin/paddock first, which the commands it prints use.
+run: build
+	@./bin/paddock dev
+
+## build: bin/paddock, stamped with the checkout's revision (paddock version).
+build:
+	$(GO) build -buildvcs=auto -o bin/paddock ./cmd/paddock
 
 ## test: everything CI checks.
 test: vet fmt-check tf-fmt go-test alloc-test js-test
