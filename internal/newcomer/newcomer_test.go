@@ -417,4 +417,3 @@ func killLeft(dir string) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
-
