@@ -291,4 +291,36 @@ func TestCLIConventions(t *testing.T) {
 	if err := run(t.Context(), []string{"completion", "fish"}, &out, &out); exitCode(err) != exitUsage {
 		t.Errorf("completion fish: %v", err)
 	}
+	// validate -o json: the documented spec, or the errors, as JSON; errors
+	// name the file.
+	good := specFile(t, fmt.Sprintf(testSpec, "jsony", "sleeper"))
+	out = syncBuffer{}
+	var doc struct {
+		Valid bool `json:"valid"`
+		Spec  struct {
+			RiskConfig map[string]string `json:"risk_config"`
+		} `json:"spec"`
+	}
+	if err := run(t.Context(), []string{"env", "validate", "-f", good, "-o", "json"}, &out, &out); err != nil ||
+		json.Unmarshal([]byte(out.String()), &doc) != nil || !doc.Valid || doc.Spec.RiskConfig["max_order_rate"] != "10" {
+		t.Errorf("validate -o json: %v\n%s", err, out.String())
+	}
+	bad := specFile(t, "version: 1\nenvironment: {name: x}\nrisk_config:\n  max_position_usd: 5\n")
+	out = syncBuffer{}
+	var errs struct {
+		File   string `json:"file"`
+		Errors []struct {
+			Line int    `json:"Line"`
+			Path string `json:"Path"`
+		} `json:"errors"`
+	}
+	err := run(t.Context(), []string{"env", "validate", "-f", bad, "-o", "json"}, &out, &out)
+	if exitCode(err) != exitRefused || !strings.Contains(err.Error(), bad) || json.Unmarshal([]byte(out.String()), &errs) != nil || errs.File != bad {
+		t.Fatalf("validate -o json of a bad file: %v\n%s", err, out.String())
+	}
+	for _, e := range errs.Errors {
+		if e.Path == "risk_config.max_order_rate" && e.Line != 3 {
+			t.Errorf("a missing field points at line %d, not its parent's (3)", e.Line)
+		}
+	}
 }

@@ -337,8 +337,21 @@ func TestNamesAreClaimedFairly(t *testing.T) {
 	if status, body := f.do(t, "POST", "/v1/environments", "bob-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "reuse")}); status != 201 || body["owner"] != "bob" {
 		t.Fatalf("a destroyed name was not reusable: %d %v", status, body)
 	}
+	// A failed environment's name is free for its owner (and admins), not
+	// for another developer.
+	e, rev, _ = f.store.Get(ctx, "reuse")
+	e.State, e.Reason = envmgr.StateFailed, "provision: boom"
+	if _, err := f.store.Update(ctx, e, rev); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := f.do(t, "POST", "/v1/environments", "alice-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "reuse")}); status != 409 {
+		t.Fatalf("another developer took a failed environment's name: %d", status)
+	}
+	if status, _ := f.do(t, "POST", "/v1/environments", "bob-token", CreateBody{SpecYAML: fmt.Sprintf(devEnv, "reuse")}); status != 201 {
+		t.Fatalf("the owner could not create a failed environment again: %d", status)
+	}
 	hist, err := f.store.History(ctx, "reuse")
-	if err != nil || len(hist) != 3 || hist[0].Owner != "alice" {
+	if err != nil || len(hist) != 5 || hist[0].Owner != "alice" {
 		t.Fatalf("history of reuse: %d versions, %v", len(hist), err)
 	}
 	recs, _ := f.store.Audit(ctx, "reuse")
@@ -348,8 +361,8 @@ func TestNamesAreClaimedFairly(t *testing.T) {
 			creates++
 		}
 	}
-	if creates != 2 {
-		t.Fatalf("audit keeps %d creates, want both", creates)
+	if creates != 3 {
+		t.Fatalf("audit keeps %d creates, want all three", creates)
 	}
 }
 

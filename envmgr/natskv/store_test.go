@@ -260,3 +260,24 @@ func TestStoreOutlivesAClosedConnection(t *testing.T) {
 	}
 	t.Fatal("the watch ended")
 }
+
+// TestAuditRetention: the audit stream keeps at most AuditMaxPerEnv records
+// per environment, dropping the oldest, so no caller can grow it without
+// bound.
+func TestAuditRetention(t *testing.T) {
+	ns := natstest.Server(t, embednats.Options{StoreDir: t.TempDir()})
+	nc := natstest.Connect(t, ns.ClientURL())
+	s, err := Open(t.Context(), nc, Options{AuditMaxPerEnv: 3, AuditMaxAge: time.Hour, AuditMaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := s.AppendAudit(t.Context(), envmgr.AuditRecord{Env: "kept", Actor: "alice", Action: fmt.Sprint("a", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := s.Audit(t.Context(), "kept")
+	if err != nil || len(recs) != 3 || recs[0].Action != "a2" || recs[2].Action != "a4" {
+		t.Fatalf("kept %d records (%v): %+v", len(recs), err, recs)
+	}
+}

@@ -301,6 +301,9 @@ func TestJSONNumbersAreExact(t *testing.T) {
 		}
 		walk(v)
 	}
+	if _, m := r.http("GET", "/metrics", r.apiKey); !strings.Contains(string(m), "paddock_build_info{") {
+		t.Error("the node's /metrics lacks paddock_build_info")
+	}
 	_, body := r.http("GET", "/v1/pnl", r.apiKey)
 	var p PnL
 	if json.Unmarshal(body, &p) != nil || p.DrawdownPct == "" {
