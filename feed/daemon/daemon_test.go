@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +74,15 @@ venues:
 			t.Fatal("never ready")
 		}
 		sm.Step(1) // the books sync once depth events flow
+	}
+	if resp, err := http.Get(st.MetricsURL + "/metrics"); err != nil {
+		t.Fatal(err)
+	} else {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), "paddock_build_info{") {
+			t.Error("the feed's /metrics lacks paddock_build_info")
+		}
 	}
 	sm.Step(20)
 	msg, err := trades.NextMsg(5 * time.Second)
