@@ -422,6 +422,9 @@ func (p *Provisioner) Status(ctx context.Context, name string) (envmgr.NodeStatu
 
 var probe = &http.Client{Timeout: 2 * time.Second}
 
+// answerTimeout is the least time a new node has to answer its /healthz.
+const answerTimeout = 10 * time.Second
+
 // readiness asks a node's /readyz.
 func readiness(ctx context.Context, endpoint string) (*envmgr.Health, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/readyz", nil)
@@ -557,7 +560,8 @@ func nodeEnv(cmdEnv []string) []string {
 // node never answers; a node that answers but does not work by then is
 // returned, and the reconciler records it as degraded with the reasons.
 func (p *Provisioner) waitReady(ctx context.Context, name string) (string, error) {
-	deadline := time.Now().Add(p.cfg.ReadyTimeout)
+	// A node has at least answerTimeout to answer, whatever ReadyTimeout.
+	deadline, answerBy := time.Now().Add(p.cfg.ReadyTimeout), time.Now().Add(max(p.cfg.ReadyTimeout, answerTimeout))
 	endpoint := ""
 	for {
 		if endpoint == "" {
@@ -578,11 +582,11 @@ func (p *Provisioner) waitReady(ctx context.Context, name string) (string, error
 		if p.livePID(name) == 0 {
 			return "", fmt.Errorf("node %s exited before it was ready (see %s)", name, filepath.Join(p.dir(name), "node.log"))
 		}
-		if time.Now().After(deadline) {
-			if endpoint != "" {
-				return endpoint, nil // up, not working: degraded
-			}
-			return "", fmt.Errorf("node %s did not answer within %v (see %s)", name, p.cfg.ReadyTimeout, filepath.Join(p.dir(name), "node.log"))
+		if endpoint != "" && time.Now().After(deadline) {
+			return endpoint, nil // up, not working: degraded
+		}
+		if time.Now().After(answerBy) {
+			return "", fmt.Errorf("node %s did not answer within %v (see %s)", name, max(p.cfg.ReadyTimeout, answerTimeout), filepath.Join(p.dir(name), "node.log"))
 		}
 		select {
 		case <-ctx.Done():
