@@ -129,6 +129,9 @@ type Environment struct {
 
 // Health is a node's own account of whether it works: every declared book
 // live, the strategy (if any) running, not halted. Reasons says what is not.
+// It is the JSON of the node's GET /readyz (client.Health in the sandbox
+// SDK), declared here too because the manager does not import the sandbox
+// runtime; TestReadinessTellsTheTruth exercises the two together.
 type Health struct {
 	Ready      bool            `json:"ready"`
 	Reasons    []string        `json:"reasons,omitempty"`
