@@ -141,10 +141,13 @@ func (n *Node) Run(ctx context.Context) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	serveErr := make(chan error, 1)
+	marketErr := make(chan error, 1)
 	wg.Go(func() { serveErr <- n.srv.Serve(n.ln) })
 	wg.Go(func() {
-		if err := n.market.Run(runCtx); err != nil {
-			n.log.Error("market data", "err", err)
+		if err := n.market.Run(runCtx); err != nil && runCtx.Err() == nil {
+			// Market data ended on its own: the node cannot trade, and its
+			// supervisor (the provisioner) must see a failure, not a clean exit.
+			marketErr <- fmt.Errorf("market data: %w", err)
 			stop()
 		}
 	})
@@ -174,10 +177,15 @@ func (n *Node) Run(ctx context.Context) error {
 	defer cancel()
 	_ = n.srv.Shutdown(shut)
 	wg.Wait()
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
 	}
-	return nil
+	select { // every goroutine has ended: a market-data failure is in the channel
+	case merr := <-marketErr:
+		err = errors.Join(err, merr)
+	default:
+	}
+	return err
 }
 
 // publishStatus sends a NodeStatus heartbeat. A failed publish is logged:

@@ -236,3 +236,37 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// TestRunReturnsAMarketDataFailure: when market data fails on its own (here
+// the connection is gone before the node subscribes), Run returns the
+// failure, so that the node's supervisor sees one; the first wave's Run
+// logged it and returned nil.
+func TestRunReturnsAMarketDataFailure(t *testing.T) {
+	ns := natstest.Server(t, embednats.Options{})
+	dir := t.TempDir()
+	c := &Config{Name: envName, NATSURL: ns.ClientURL(), AdminListen: "127.0.0.1:0",
+		Instruments:  []Instrument{{Venue: "binance", Symbol: "btcusdt"}},
+		Risk:         RiskConfig{MaxPositionUSD: "1000", MaxDrawdownPct: "5", MaxOrderRate: "50", StartingEquityUSD: "10000"},
+		APIKeyFile:   filepath.Join(dir, "api-key"),
+		AdminKeyFile: filepath.Join(dir, "admin-key")}
+	_ = os.WriteFile(c.APIKeyFile, []byte("env-key-0123456789abcdef\n"), 0o600)
+	_ = os.WriteFile(c.AdminKeyFile, []byte("admin-key-0123456789abcdef\n"), 0o600)
+	if err := c.check(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.nc.Close()
+	done := make(chan error, 1)
+	go func() { done <- n.Run(t.Context()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "market data") {
+			t.Fatalf("Run returned %v, want the market-data failure", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after market data failed")
+	}
+}
