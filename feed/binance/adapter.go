@@ -58,6 +58,11 @@ type Config struct {
 	HTTPClient          *http.Client
 	Logger              *slog.Logger
 	Now                 func() time.Time
+	// SnapshotTimeout bounds one REST snapshot request; default 10s.
+	SnapshotTimeout time.Duration
+	// After is the clock's timer for waits the exchange dictates
+	// (Retry-After); time.After by default, a fake in tests.
+	After func(time.Duration) <-chan time.Time
 }
 
 func (c *Config) setDefaults() error {
@@ -104,6 +109,12 @@ func (c *Config) setDefaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.After == nil {
+		c.After = time.After
+	}
+	if c.SnapshotTimeout <= 0 {
+		c.SnapshotTimeout = 10 * time.Second
+	}
 	return nil
 }
 
@@ -116,6 +127,7 @@ type Adapter struct {
 	out      *feed.Outlet
 	log      *slog.Logger
 	now      func() time.Time
+	after    func(time.Duration) <-chan time.Time
 	limiter  *rate.Limiter
 	fetchSem chan struct{}
 
@@ -135,7 +147,7 @@ func New(cfg Config, out *feed.Outlet) (*Adapter, error) {
 		return nil, err
 	}
 	a := &Adapter{
-		cfg: cfg, out: out, now: cfg.Now,
+		cfg: cfg, out: out, now: cfg.Now, after: cfg.After,
 		log:      cfg.Logger.With("component", "feed", "venue", out.Venue.String()),
 		limiter:  rate.NewLimiter(rate.Every(5*time.Minute/time.Duration(cfg.ConnAttemptsPer5Min)), 10),
 		fetchSem: make(chan struct{}, cfg.SnapshotConcurrency),

@@ -342,6 +342,10 @@ func (a *Adapter) applySnapshot(st *instState, s *snapshot) (done bool, why erro
 	return true, nil
 }
 
+// maxRetryAfter bounds a Retry-After the adapter honours, in seconds (a
+// hostile or broken value must not park it for days).
+const maxRetryAfter = 3600
+
 // fetchSnapshot GETs the REST depth snapshot for symbol.
 func (a *Adapter) fetchSnapshot(ctx context.Context, symbol string) (*snapshot, error) {
 	select {
@@ -355,9 +359,9 @@ func (a *Adapter) fetchSnapshot(ctx context.Context, symbol string) (*snapshot, 
 		path = "/fapi/v1/depth"
 	}
 	url := a.cfg.RESTURL + path + "?symbol=" + symbol + "&limit=" + strconv.Itoa(a.cfg.DepthLimit)
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	reqCtx, cancel := context.WithTimeout(ctx, a.cfg.SnapshotTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -373,10 +377,11 @@ func (a *Adapter) fetchSnapshot(ctx context.Context, symbol string) (*snapshot, 
 	if resp.StatusCode != http.StatusOK {
 		if ra := resp.Header.Get("Retry-After"); ra != "" && (resp.StatusCode == 429 || resp.StatusCode == 418) {
 			if secs, err := strconv.Atoi(ra); err == nil && secs > 0 {
-				// Binance bans IPs that ignore Retry-After: wait it out here,
+				// Binance bans IPs that ignore Retry-After: wait it out in
+				// full (on the adapter's context, not the request's timeout),
 				// holding the semaphore so no other fetch goes out either.
 				select {
-				case <-time.After(time.Duration(secs) * time.Second):
+				case <-a.after(time.Duration(min(secs, maxRetryAfter)) * time.Second):
 				case <-ctx.Done():
 				}
 			}
