@@ -46,13 +46,20 @@ type CredsLocator interface {
 // "provisioning" and provisions again, which an idempotent provisioner turns
 // into adopting what exists.
 type Reconciler struct {
-	store   Store
-	prov    Provisioner
-	now     func() time.Time
-	log     *slog.Logger
-	workers int
+	store Store
+	prov  Provisioner
+	now   func() time.Time
+	log   *slog.Logger
 
 	errors atomic.Uint64
+	// Workers is how many environments are worked on at once (set before
+	// Run; default 4).
+	Workers int
+	// Drain is how long, once Run's context ends, the steps in flight may
+	// finish before their context is cancelled too (default 30s): a
+	// shutdown should not interrupt every provisioning (for Terraform, a
+	// SIGINT to every apply) when it can let them finish.
+	Drain time.Duration
 	// OnOperation, when set before Run, is told how long each provisioner
 	// operation took (op: provision, start, stop, destroy), for metrics.
 	OnOperation func(op string, took time.Duration, err error)
@@ -71,7 +78,7 @@ func NewReconciler(store Store, prov Provisioner, now func() time.Time, log *slo
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{store: store, prov: prov, now: now, log: log.With("component", "reconciler"), workers: 4,
+	return &Reconciler{store: store, prov: prov, now: now, log: log.With("component", "reconciler"), Workers: 4, Drain: 30 * time.Second,
 		pending: map[string]bool{}, dirty: map[string]bool{}, queue: make(chan string, 4096)}
 }
 
@@ -85,8 +92,13 @@ func (r *Reconciler) Run(ctx context.Context, tick <-chan time.Time) error {
 		r.log.Warn("watch environments; retrying on the next tick", "err", err)
 		changes = nil
 	}
+	// Steps run on their own context: when ctx ends, the workers take no
+	// new work, and the steps in flight get Drain to finish before theirs
+	// is cancelled too.
+	stepCtx, cancelSteps := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSteps()
 	var wg sync.WaitGroup
-	for range r.workers {
+	for range max(r.Workers, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -95,12 +107,24 @@ func (r *Reconciler) Run(ctx context.Context, tick <-chan time.Time) error {
 				case <-ctx.Done():
 					return
 				case name := <-r.queue:
-					r.work(ctx, name)
+					r.work(ctx, stepCtx, name)
 				}
 			}
 		}()
 	}
-	defer wg.Wait()
+	defer func() {
+		idle := make(chan struct{})
+		go func() { wg.Wait(); close(idle) }()
+		drain := time.NewTimer(r.Drain)
+		defer drain.Stop()
+		select {
+		case <-idle:
+		case <-drain.C:
+			r.log.Warn("steps still running after the drain deadline; cancelling them", "drain", r.Drain)
+			cancelSteps()
+			<-idle
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -157,10 +181,12 @@ func (r *Reconciler) enqueue(name string) {
 	}
 }
 
-func (r *Reconciler) work(ctx context.Context, name string) {
+// work steps one environment while there is more to do and ctx lasts; each
+// step runs on stepCtx, which outlives ctx by the drain deadline.
+func (r *Reconciler) work(ctx, stepCtx context.Context, name string) {
 	for {
-		more, err := r.Step(ctx, name)
-		if err != nil && ctx.Err() == nil {
+		more, err := r.Step(stepCtx, name)
+		if err != nil && stepCtx.Err() == nil {
 			r.errors.Add(1)
 			r.log.Warn("reconcile", "env", name, "err", err)
 		}

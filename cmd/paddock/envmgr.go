@@ -32,12 +32,16 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 	awsFile := fs.String("aws-config", envDefault("PADDOCK_AWS_CONFIG", ""), "provision on AWS with the Terraform module, as this YAML file describes (see README); default: local processes [PADDOCK_AWS_CONFIG]")
 	replicas := fs.Int("replicas", 1, "JetStream replicas of the environment store (3 on a production cluster)")
 	every := fs.Duration("reconcile-every", 10*time.Second, "expiry and supervision interval")
+	workers := fs.Int("reconcile-workers", 4, "environments worked on at once")
 	level := fs.String("log-level", envDefault("PADDOCK_LOG_LEVEL", "info"), "debug, info, warn or error")
 	auditAge := fs.Duration("audit-max-age", defaultAuditMaxAge, "keep audit records at most this long (0: forever)")
 	auditBytes := fs.Int64("audit-max-bytes", defaultAuditMaxBytes, "keep at most this many bytes of audit records, oldest dropped first (0: unlimited)")
 	auditPerEnv := fs.Int64("audit-max-per-env", defaultAuditMaxPerEnv, "keep at most this many audit records per environment (0: unlimited)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *workers < 1 || *workers > 1024 {
+		return usageError{"paddock envmgr: -reconcile-workers must be 1 to 1024"}
 	}
 	if *auditAge < 0 || *auditBytes < 0 || *auditPerEnv < 0 {
 		return usageError{"paddock envmgr: -audit-max-age, -audit-max-bytes and -audit-max-per-env must not be negative"}
@@ -60,7 +64,7 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 	}
 	return daemon.Run(ctx, daemon.Config{AWS: awsCfg, NATSURL: *natsURL, NATSCreds: *creds, Listen: *listen, StateDir: *stateDir, Tokens: t, ReconcileEvery: *every, AuthDir: *authDir, Replicas: *replicas, SourceDir: *source,
-		AuditMaxAge: *auditAge, AuditMaxBytes: *auditBytes, AuditMaxPerEnv: *auditPerEnv}, log,
+		AuditMaxAge: *auditAge, AuditMaxBytes: *auditBytes, AuditMaxPerEnv: *auditPerEnv, Workers: *workers}, log,
 		func(s daemon.Started) { fmt.Fprintf(stderr, "environment manager API on %s\n", s.APIURL) })
 }
 

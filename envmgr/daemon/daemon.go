@@ -53,6 +53,9 @@ type Config struct {
 	// AWS, when set, provisions environments on AWS through the Terraform
 	// module instead of as local processes.
 	AWS *AWSConfig
+	// Workers is how many environments the reconciler works on at once
+	// (default 4).
+	Workers int
 	// NoFeedCheck skips asking the feed, at create time, whether it carries
 	// every declared instrument: for tests of provisioning mechanics that
 	// run no feed. Production leaves it false.
@@ -201,6 +204,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		mgr.SetCatalog(cat)
 	}
 	rec := envmgr.NewReconciler(store, prov, nil, log)
+	if c.Workers > 0 {
+		rec.Workers = c.Workers
+	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("API listener %s: %w", c.Listen, err)

@@ -1,0 +1,111 @@
+package envmgr_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/natskv"
+	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/natstest"
+)
+
+// blockingProvisioner is a stand-in provisioner whose Provision blocks until
+// the test releases it, reporting whether its context was cancelled: the
+// real ones (a process start, a Terraform apply) cannot be held at a chosen
+// moment. Everything else about the reconciler here is real, its store too.
+type blockingProvisioner struct {
+	started  chan struct{}
+	release  chan struct{}
+	canceled chan error
+}
+
+func (p *blockingProvisioner) Provision(ctx context.Context, _ envmgr.Environment, _ *spec.Spec) (string, error) {
+	close(p.started)
+	select {
+	case <-p.release:
+		return "http://node", nil
+	case <-ctx.Done():
+		p.canceled <- ctx.Err()
+		return "", ctx.Err()
+	}
+}
+func (p *blockingProvisioner) Stop(context.Context, string) error { return nil }
+func (p *blockingProvisioner) Start(context.Context, string) (string, error) {
+	return "http://node", nil
+}
+func (p *blockingProvisioner) Destroy(context.Context, string) error { return nil }
+
+const spec1 = `version: 1
+environment: {name: drained}
+exchanges: [{name: binance, type: spot, sandbox: true, instruments: [BTC/USDT]}]
+market_data: {mode: live}
+risk_config: {max_position_usd: 1000, max_drawdown_pct: 5, max_order_rate: 10}
+strategy: {binary: s}
+`
+
+// TestShutdownDrainsStepsInFlight: when the reconciler's context ends, a
+// provisioning in flight is not cancelled; it finishes and its result is
+// recorded (on the first wave's code the same context cancelled it at once:
+// for Terraform, a SIGINT to every apply). Past the drain deadline it is
+// cancelled.
+func TestShutdownDrainsStepsInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		drain      time.Duration
+		release    bool
+		wantState  envmgr.State
+		wantCancel bool
+	}{
+		{"finishes within the drain", time.Minute, true, envmgr.StateReady, false},
+		{"cancelled past the drain", 50 * time.Millisecond, false, envmgr.StateProvisioning, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := natstest.Server(t, embednats.Options{StoreDir: t.TempDir()})
+			store, err := natskv.Open(t.Context(), natstest.Connect(t, ns.ClientURL()), natskv.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := &blockingProvisioner{started: make(chan struct{}), release: make(chan struct{}), canceled: make(chan error, 1)}
+			rec := envmgr.NewReconciler(store, p, nil, nil)
+			rec.Workers, rec.Drain = 2, tc.drain
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- rec.Run(ctx, nil) }()
+			mgr := envmgr.NewManager(store, nil, nil)
+			if _, err := mgr.Create(t.Context(), envmgr.Actor{Name: "alice"}, envmgr.CreateRequest{SpecYAML: []byte(spec1)}); err != nil {
+				t.Fatal(err)
+			}
+			<-p.started
+			cancel() // the manager shuts down with a provisioning in flight
+			if tc.release {
+				select {
+				case err := <-p.canceled:
+					t.Fatalf("the provisioning in flight was cancelled at once: %v", err)
+				case <-time.After(100 * time.Millisecond): // it must not be, while the drain lasts
+				}
+				close(p.release)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-p.canceled:
+				if !tc.wantCancel || !errors.Is(err, context.Canceled) {
+					t.Fatalf("cancelled: %v", err)
+				}
+			default:
+				if tc.wantCancel {
+					t.Fatal("the step outlived the drain deadline")
+				}
+			}
+			e, _, err := store.Get(t.Context(), "drained")
+			if err != nil || e.State != tc.wantState {
+				t.Fatalf("state %s (%v), want %s", e.State, err, tc.wantState)
+			}
+		})
+	}
+}
