@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/paddockhq/paddock/feed/book"
+	"github.com/paddockhq/paddock/book"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/prometheus/client_golang/prometheus"
 )

@@ -19,7 +19,7 @@ import (
 	"github.com/paddockhq/paddock/envmgr/api"
 	envdaemon "github.com/paddockhq/paddock/envmgr/daemon"
 	"github.com/paddockhq/paddock/envmgr/spec"
-	"github.com/paddockhq/paddock/internal/natsauth"
+	"github.com/paddockhq/paddock/natsauth"
 
 	"github.com/paddockhq/paddock/feed/daemon"
 	"github.com/paddockhq/paddock/feed/sim"

@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/feed/daemon"
 	"github.com/paddockhq/paddock/feed/sim"
-	"github.com/paddockhq/paddock/internal/natsauth"
+	"github.com/paddockhq/paddock/natsauth"
 	"github.com/paddockhq/paddock/proto"
 )
 

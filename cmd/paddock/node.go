@@ -5,7 +5,7 @@ import (
 	"flag"
 	"io"
 
-	"github.com/paddockhq/paddock/envmgr/node"
+	"github.com/paddockhq/paddock/sandbox"
 )
 
 func init() {
@@ -27,9 +27,9 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := node.LoadConfig(*config)
+	c, err := sandbox.LoadConfig(*config)
 	if err != nil {
 		return err
 	}
-	return node.Run(ctx, c, log)
+	return sandbox.Run(ctx, c, log)
 }

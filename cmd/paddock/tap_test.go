@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/paddockhq/paddock/internal/embednats"
-	"github.com/paddockhq/paddock/internal/natsauth"
+	"github.com/paddockhq/paddock/natsauth"
 )
 
 // TestTapExitsOnAPermissionError: a subscription the credentials do not

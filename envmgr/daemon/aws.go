@@ -13,12 +13,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/awssecrets"
-	"github.com/paddockhq/paddock/envmgr/node"
-	"github.com/paddockhq/paddock/envmgr/node/client"
 	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/envmgr/terraform"
-	"github.com/paddockhq/paddock/internal/natsauth"
+	"github.com/paddockhq/paddock/natsauth"
 	"github.com/paddockhq/paddock/risk"
+	"github.com/paddockhq/paddock/sandbox"
+	"github.com/paddockhq/paddock/sandbox/client"
 )
 
 // AWSConfig selects the Terraform/AWS provisioner: each environment a c6i
@@ -95,15 +95,15 @@ func newAWSProvisioner(ctx context.Context, c AWSConfig, nc *nats.Conn, hub *env
 // in; the node fetches values at boot with its instance role.
 func moduleVars(c AWSConfig, e envmgr.Environment, s *spec.Spec) (map[string]any, error) {
 	// The inbox prefix is the one the node's scoped credentials allow.
-	nc := node.Config{Name: e.Name, NATSURL: c.NodeNATSURL, NATSCreds: "/etc/paddock/node.creds", AdminListen: ":8080",
+	nc := sandbox.Config{Name: e.Name, NATSURL: c.NodeNATSURL, NATSCreds: "/etc/paddock/node.creds", AdminListen: ":8080",
 		InboxPrefix: natsauth.InboxPrefix(e.Name),
 		APIKeyFile:  "/etc/paddock/api-key", AdminKeyFile: "/etc/paddock/admin-key",
-		Risk: node.RiskConfig{MaxPositionUSD: s.Risk.MaxPositionUSD.String(), MaxDrawdownPct: s.Risk.MaxDrawdownPct.String(),
+		Risk: sandbox.RiskConfig{MaxPositionUSD: s.Risk.MaxPositionUSD.String(), MaxDrawdownPct: s.Risk.MaxDrawdownPct.String(),
 			MaxOrderRate: s.Risk.MaxOrderRate.String(), StartingEquityUSD: s.Risk.StartingEquityUSD.String()}}
 	for _, ex := range s.Exchanges {
 		for _, in := range ex.Instruments {
 			q, _ := risk.QuoteOf(in.Written)
-			nc.Instruments = append(nc.Instruments, node.Instrument{Venue: ex.Venue, Symbol: in.Symbol, Quote: q})
+			nc.Instruments = append(nc.Instruments, sandbox.Instrument{Venue: ex.Venue, Symbol: in.Symbol, Quote: q})
 		}
 	}
 	raw, err := json.Marshal(nc)

@@ -17,11 +17,11 @@ import (
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
 	"github.com/paddockhq/paddock/envmgr/awssecrets"
-	"github.com/paddockhq/paddock/envmgr/node"
 	"github.com/paddockhq/paddock/envmgr/terraform"
 	"github.com/paddockhq/paddock/internal/mototest"
-	"github.com/paddockhq/paddock/internal/natsauth"
+	"github.com/paddockhq/paddock/natsauth"
 	"github.com/paddockhq/paddock/proto"
+	"github.com/paddockhq/paddock/sandbox"
 )
 
 // TestAWSProvisionerEndToEnd runs the manager with the AWS provisioner
@@ -328,7 +328,7 @@ func (m *machine) boot(ctx context.Context, doc instanceDoc) {
 			return
 		}
 	}
-	var c node.Config
+	var c sandbox.Config
 	if err := json.Unmarshal([]byte(doc.NodeConfigJSON), &c); err != nil {
 		m.t.Errorf("boot: node config: %v", err)
 		return
@@ -338,7 +338,7 @@ func (m *machine) boot(ctx context.Context, doc instanceDoc) {
 	}
 	c.NATSCreds, c.APIKeyFile, c.AdminKeyFile = filepath.Join(etc, "node.creds"), filepath.Join(etc, "api-key"), filepath.Join(etc, "admin-key")
 	c.AdminListen = "127.0.0.1:0"
-	n, err := node.Start(&c, nil)
+	n, err := sandbox.Start(&c, nil)
 	if err != nil {
 		m.t.Errorf("boot: node: %v", err)
 		return

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/paddockhq/paddock/envmgr"
-	"github.com/paddockhq/paddock/envmgr/node"
 	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/sandbox"
 )
 
 // TestModuleVars: the module's variables carry references to secrets, never
@@ -38,7 +38,7 @@ strategy: {binary: s}
 	if string(a) != string(b) || v1["created_at"] != "2026-11-23T01:02:03Z" || v1["pr_number"] != 42 {
 		t.Fatalf("vars %s", a)
 	}
-	var nc node.Config
+	var nc sandbox.Config
 	if err := json.Unmarshal([]byte(v1["node_config_json"].(string)), &nc); err != nil {
 		t.Fatal(err)
 	}

@@ -23,8 +23,8 @@ import (
 	"github.com/paddockhq/paddock/envmgr/local"
 	"github.com/paddockhq/paddock/envmgr/natskv"
 	"github.com/paddockhq/paddock/envmgr/spec"
-	"github.com/paddockhq/paddock/internal/natsauth"
 	"github.com/paddockhq/paddock/internal/natsconn"
+	"github.com/paddockhq/paddock/natsauth"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -41,7 +41,7 @@ type Config struct {
 	NodeCommand    func(configPath string) *exec.Cmd // for tests; default `paddock node`
 	Replicas       int                               // JetStream replicas of the store
 	// AuthDir, when set, is the NATS authority's directory (see
-	// internal/natsauth): the manager connects as its user and gives every
+	// natsauth): the manager connects as its user and gives every
 	// node credentials scoped to its environment, revoked on destroy.
 	AuthDir string
 	// SourceDir is the repository checkout that strategy paths are relative

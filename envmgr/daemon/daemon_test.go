@@ -14,8 +14,8 @@ import (
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
 	"github.com/paddockhq/paddock/internal/embednats"
-	"github.com/paddockhq/paddock/internal/natsauth"
 	"github.com/paddockhq/paddock/internal/testnode"
+	"github.com/paddockhq/paddock/natsauth"
 )
 
 func TestMain(m *testing.M) {

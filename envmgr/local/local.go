@@ -29,9 +29,9 @@ import (
 	"time"
 
 	"github.com/paddockhq/paddock/envmgr"
-	"github.com/paddockhq/paddock/envmgr/node"
 	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/risk"
+	"github.com/paddockhq/paddock/sandbox"
 )
 
 // Config configures the provisioner.
@@ -63,8 +63,8 @@ type Config struct {
 	// of provisioning mechanics only).
 	SourceDir string
 	// Fees, USDRates and FeedStaleSeconds pass through to every node's
-	// configuration (see node.Config).
-	Fees             map[string]node.FeeConfig
+	// configuration (see sandbox.Config).
+	Fees             map[string]sandbox.FeeConfig
 	USDRates         map[string]string
 	FeedStaleSeconds int
 }
@@ -164,7 +164,7 @@ func ensureKey(path string) error {
 
 // strategy resolves the declared strategy against SourceDir: a directory
 // of Go code is built into the node's directory, an executable runs as is.
-func (p *Provisioner) strategy(ctx context.Context, name string, s *spec.Spec) (*node.StrategyConfig, error) {
+func (p *Provisioner) strategy(ctx context.Context, name string, s *spec.Spec) (*sandbox.StrategyConfig, error) {
 	src, err := p.inSource(s.Strategy.Binary)
 	if err != nil {
 		return nil, err
@@ -185,7 +185,7 @@ func (p *Provisioner) strategy(ctx context.Context, name string, s *spec.Spec) (
 	} else if st.Mode()&0o111 == 0 {
 		return nil, fmt.Errorf("%s is neither a directory of Go code nor an executable", s.Strategy.Binary)
 	}
-	c := &node.StrategyConfig{Command: []string{bin}, Dir: p.dir(name)}
+	c := &sandbox.StrategyConfig{Command: []string{bin}, Dir: p.dir(name)}
 	if s.Strategy.Config != "" {
 		cfg, err := p.inSource(s.Strategy.Config)
 		if err != nil {
@@ -325,8 +325,8 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 	if err := os.MkdirAll(p.dir(e.Name), 0o700); err != nil {
 		return "", fmt.Errorf("provision %s: %w", e.Name, err)
 	}
-	c := node.Config{Name: e.Name, NATSURL: p.cfg.NATSURL, AdminListen: "127.0.0.1:0", EndpointFile: p.endpointPath(e.Name),
-		Risk: node.RiskConfig{MaxPositionUSD: s.Risk.MaxPositionUSD.String(), MaxDrawdownPct: s.Risk.MaxDrawdownPct.String(),
+	c := sandbox.Config{Name: e.Name, NATSURL: p.cfg.NATSURL, AdminListen: "127.0.0.1:0", EndpointFile: p.endpointPath(e.Name),
+		Risk: sandbox.RiskConfig{MaxPositionUSD: s.Risk.MaxPositionUSD.String(), MaxDrawdownPct: s.Risk.MaxDrawdownPct.String(),
 			MaxOrderRate: s.Risk.MaxOrderRate.String(), StartingEquityUSD: s.Risk.StartingEquityUSD.String()},
 		Fees: p.cfg.Fees, USDRates: p.cfg.USDRates, FeedStaleSeconds: p.cfg.FeedStaleSeconds,
 		APIKeyFile: p.apiKeyPath(e.Name), AdminKeyFile: p.adminKeyPath(e.Name)}
@@ -336,7 +336,7 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 	for _, ex := range s.Exchanges {
 		for _, in := range ex.Instruments {
 			q, _ := risk.QuoteOf(in.Written)
-			c.Instruments = append(c.Instruments, node.Instrument{Venue: ex.Venue, Symbol: in.Symbol, Quote: q})
+			c.Instruments = append(c.Instruments, sandbox.Instrument{Venue: ex.Venue, Symbol: in.Symbol, Quote: q})
 		}
 	}
 	for _, f := range []string{c.APIKeyFile, c.AdminKeyFile} {

@@ -266,9 +266,14 @@ type crashAfterProvision struct {
 }
 
 func (c crashAfterProvision) Provision(ctx context.Context, e envmgr.Environment, s *spec.Spec) (string, error) {
-	ep, err := c.Provisioner.Provision(ctx, e, s)
+	if _, err := c.Provisioner.Provision(ctx, e, s); err != nil {
+		return "", err
+	}
 	c.crash()
-	return ep, err
+	// The manager is dead: nothing after this point of the step happens. Its
+	// context ends with the reconciler's drain deadline.
+	<-ctx.Done()
+	return "", ctx.Err()
 }
 
 // TestCrashMidProvisionConverges: the manager dies between starting the node
@@ -281,7 +286,9 @@ func TestCrashMidProvisionConverges(t *testing.T) {
 	first := r.provisioner(t)
 	done := make(chan error, 1)
 	go func() {
-		done <- envmgr.NewReconciler(r.store, crashAfterProvision{first, crash}, r.clock.Now, nil).Run(ctx, nil)
+		rec := envmgr.NewReconciler(r.store, crashAfterProvision{first, crash}, r.clock.Now, nil)
+		rec.Drain = 10 * time.Millisecond
+		done <- rec.Run(ctx, nil)
 	}()
 	if _, err := r.mgr.Create(t.Context(), alice, envmgr.CreateRequest{SpecYAML: fmt.Appendf(nil, devEnv, "crashy", 24)}); err != nil {
 		t.Fatal(err)

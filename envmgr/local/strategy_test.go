@@ -11,8 +11,8 @@ import (
 
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/local"
-	"github.com/paddockhq/paddock/envmgr/node"
 	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/sandbox"
 )
 
 // TestStrategyResolution: a strategy path is a directory of Go code (built
@@ -71,7 +71,7 @@ func TestStrategyResolution(t *testing.T) {
 				t.Fatal(err)
 			}
 			raw, _ := os.ReadFile(filepath.Join(r.stateDir, c.name, "node.json"))
-			var nc node.Config
+			var nc sandbox.Config
 			must(json.Unmarshal(raw, &nc))
 			if nc.Strategy == nil || !filepath.IsAbs(nc.Strategy.Command[0]) || nc.Risk.MaxPositionUSD != "750.5" ||
 				nc.Risk.MaxOrderRate != "2.5" || nc.Risk.StartingEquityUSD != "10000" || nc.Instruments[0].Quote != "BTC" {

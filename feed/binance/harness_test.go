@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/paddockhq/paddock/book"
 	"github.com/paddockhq/paddock/feed"
 	"github.com/paddockhq/paddock/feed/binance"
-	"github.com/paddockhq/paddock/feed/book"
 	"github.com/paddockhq/paddock/feed/sim"
 	"github.com/paddockhq/paddock/internal/embednats"
 	"github.com/paddockhq/paddock/internal/natstest"

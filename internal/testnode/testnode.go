@@ -12,7 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/paddockhq/paddock/envmgr/node"
+	"github.com/paddockhq/paddock/sandbox"
 )
 
 const (
@@ -27,9 +27,9 @@ func MaybeRun() {
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	c, err := node.LoadConfig(os.Getenv(envConfig))
+	c, err := sandbox.LoadConfig(os.Getenv(envConfig))
 	if err == nil {
-		err = node.Run(ctx, c, nil)
+		err = sandbox.Run(ctx, c, nil)
 	}
 	stop()
 	if err != nil {

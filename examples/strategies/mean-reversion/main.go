@@ -21,9 +21,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/paddockhq/paddock/envmgr/node/client"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/risk"
+	"github.com/paddockhq/paddock/sandbox/client"
 	"gopkg.in/yaml.v3"
 )
 

@@ -1,4 +1,4 @@
-package node
+package sandbox
 
 import (
 	"encoding/json"
@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/paddockhq/paddock/envmgr/node/paper"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/risk"
+	"github.com/paddockhq/paddock/sandbox/paper"
 )
 
 // Config is the node's configuration file, written by the provisioner (the

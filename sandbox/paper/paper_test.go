@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/paddockhq/paddock/feed/book"
+	"github.com/paddockhq/paddock/book"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/risk"
 )

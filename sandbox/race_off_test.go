@@ -1,5 +1,5 @@
 //go:build !race
 
-package node
+package sandbox
 
 const raceEnabled = false

@@ -1,4 +1,4 @@
-package node
+package sandbox
 
 import (
 	"crypto/sha256"
@@ -13,9 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/paddockhq/paddock/envmgr/node/client"
 	"github.com/paddockhq/paddock/internal/jsonbody"
 	"github.com/paddockhq/paddock/risk"
+	"github.com/paddockhq/paddock/sandbox/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )

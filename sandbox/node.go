@@ -1,11 +1,14 @@
-// Package node is the sandbox node's runtime, what `paddock node` runs on
+// Package sandbox is the sandbox node's runtime, what `paddock node` runs on
 // each environment's machine: it joins exact books for the declared
 // instruments from the feed's NATS subjects, takes orders from the strategy
 // (NATS request/reply under env.<name>.orders.> and the admin HTTP API),
 // passes every order through the environment's risk gate, fills it on the
 // paper venue against the live book, publishes orders, fills and risk events,
-// and supervises the strategy process.
-package node
+// and supervises the strategy process. It is a runtime of its own, beside
+// the environment manager (it never imports envmgr): sandbox/paper is its
+// paper venue and sandbox/client the strategy SDK, the import path
+// strategies use.
+package sandbox
 
 import (
 	"context"
@@ -23,8 +26,8 @@ import (
 	"github.com/paddockhq/paddock/internal/buildinfo"
 
 	"github.com/nats-io/nats.go"
-	"github.com/paddockhq/paddock/envmgr/node/client"
 	"github.com/paddockhq/paddock/internal/natsconn"
+	"github.com/paddockhq/paddock/sandbox/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )

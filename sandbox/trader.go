@@ -1,4 +1,4 @@
-package node
+package sandbox
 
 import (
 	"encoding/json"
@@ -8,10 +8,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/paddockhq/paddock/envmgr/node/client"
-	"github.com/paddockhq/paddock/envmgr/node/paper"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/risk"
+	"github.com/paddockhq/paddock/sandbox/client"
+	"github.com/paddockhq/paddock/sandbox/paper"
 )
 
 // Publisher sends events; *nats.Conn has it.

@@ -78,7 +78,7 @@ type Fill struct {
 	Maker bool
 }
 
-// Book is what the venue reads of an order book; feed/book.Book has it.
+// Book is what the venue reads of an order book; book.Book has it.
 type Book interface {
 	AppendBids(dst []proto.Level, depth int) []proto.Level
 	AppendAsks(dst []proto.Level, depth int) []proto.Level

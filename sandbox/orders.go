@@ -1,4 +1,4 @@
-package node
+package sandbox
 
 import (
 	"encoding/json"
@@ -7,11 +7,11 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
-	"github.com/paddockhq/paddock/envmgr/node/client"
-	"github.com/paddockhq/paddock/envmgr/node/paper"
 	"github.com/paddockhq/paddock/internal/jsonbody"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/risk"
+	"github.com/paddockhq/paddock/sandbox/client"
+	"github.com/paddockhq/paddock/sandbox/paper"
 )
 
 // Codes for refusals that are not the risk gate's.

@@ -1,11 +1,11 @@
-package node
+package sandbox
 
 import (
 	"encoding/json"
 	"testing"
 	"time"
 
-	"github.com/paddockhq/paddock/envmgr/node/client"
+	"github.com/paddockhq/paddock/sandbox/client"
 )
 
 // TestNodeStatusHeartbeat: a running node reports itself on env.<name>.node

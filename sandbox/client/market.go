@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/paddockhq/paddock/feed/book"
+	"github.com/paddockhq/paddock/book"
 	"github.com/paddockhq/paddock/proto"
 )
 

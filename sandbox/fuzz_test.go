@@ -1,4 +1,4 @@
-package node
+package sandbox
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/paddockhq/paddock/envmgr/node/client"
+	"github.com/paddockhq/paddock/sandbox/client"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

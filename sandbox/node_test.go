@@ -1,4 +1,4 @@
-package node
+package sandbox
 
 import (
 	"context"
@@ -14,12 +14,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/paddockhq/paddock/envmgr/node/client"
 	"github.com/paddockhq/paddock/feed/daemon"
 	"github.com/paddockhq/paddock/feed/sim"
 	"github.com/paddockhq/paddock/internal/embednats"
 	"github.com/paddockhq/paddock/internal/natstest"
 	"github.com/paddockhq/paddock/proto"
+	"github.com/paddockhq/paddock/sandbox/client"
 )
 
 // rig is the whole data path on loopback: the venue simulator, the real

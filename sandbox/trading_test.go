@@ -1,4 +1,4 @@
-package node
+package sandbox
 
 import (
 	"bytes"
@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/paddockhq/paddock/envmgr/node/client"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/risk"
+	"github.com/paddockhq/paddock/sandbox/client"
 )
 
 // TestFillsAtPricesTheBookJustifies: a market order walks the simulator's

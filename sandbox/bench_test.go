@@ -1,12 +1,12 @@
-package node
+package sandbox
 
 import (
 	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/paddockhq/paddock/envmgr/node/client"
 	"github.com/paddockhq/paddock/proto"
+	"github.com/paddockhq/paddock/sandbox/client"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
