@@ -13,7 +13,7 @@ import (
 // first wave's code the observer could subscribe to _INBOX.>, where the
 // manager's JetStream replies (every environment's record) arrive.
 func TestPermissionMatrix(t *testing.T) {
-	raw, err := os.ReadFile("../../README.md")
+	raw, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
