@@ -116,6 +116,10 @@ type Environment struct {
 	// CredsExpireAt is the deadline the node's current NATS credentials
 	// carry; when an extension moves ExpiresAt, the reconciler re-issues them.
 	CredsExpireAt time.Time `json:"creds_expire_at,omitempty"`
+	// CredsRefreshedFor is the deadline the reconciler last tried to
+	// re-issue credentials for, so that a provisioner that cannot is asked
+	// (and audited) once per extension, not on every pass.
+	CredsRefreshedFor time.Time `json:"creds_refreshed_for,omitempty"`
 	// CredsRef says where the node's NATS credentials are (a file for the
 	// local provisioner, a secret's name for cloud ones); never the secret.
 	CredsRef string `json:"creds_ref,omitempty"`

@@ -16,7 +16,12 @@ import (
 // is idempotent: the reconciler calls them again after a crash, and calling
 // Provision for an environment that already has a node must adopt that node
 // rather than create a second one. Implementations: envmgr/local (a child
-// process) and, later, envmgr/terraform (an instance on AWS).
+// process) and the AWS provisioner in envmgr/daemon (an instance through
+// the Terraform module).
+//
+// Every capability is part of the interface, so that a backend states what
+// it cannot do (ErrUnsupported) instead of silently lacking a method the
+// reconciler would have looked for.
 type Provisioner interface {
 	// Provision creates the node and starts it; it returns where the node's
 	// admin API is.
@@ -27,7 +32,21 @@ type Provisioner interface {
 	Start(ctx context.Context, name string) (endpoint string, err error)
 	// Destroy removes the node and everything provisioned for it.
 	Destroy(ctx context.Context, name string) error
+	// Status reports whether the node runs and how it is, which lets the
+	// reconciler restart dead nodes and mark non-working ones degraded.
+	// ErrUnsupported: this backend cannot tell (no supervision).
+	Status(ctx context.Context, name string) (NodeStatus, error)
+	// Refresh re-issues the node's credentials for a moved deadline (an
+	// extension). ErrUnsupported: this backend cannot, and the node's
+	// credentials keep their old expiry.
+	Refresh(ctx context.Context, e Environment, s *spec.Spec) error
+	// CredsRef says where the node's NATS credentials are (a file, a
+	// secret's name; never the secret), or "".
+	CredsRef(name string) string
 }
+
+// ErrUnsupported is a provisioner's answer for a capability it lacks.
+var ErrUnsupported = errors.New("envmgr: not supported by this provisioner")
 
 // Actor is who makes a request: a developer (their own environments), an
 // admin (all, approvals) or the pull-request integration (the only

@@ -21,24 +21,6 @@ type NodeStatus struct {
 	Health *Health
 }
 
-// StatusProvisioner is a Provisioner that can also report a node's status,
-// which lets the reconciler restart nodes that died.
-type StatusProvisioner interface {
-	Provisioner
-	Status(ctx context.Context, name string) (NodeStatus, error)
-}
-
-// CredentialRefresher is a Provisioner that re-issues a node's credentials
-// when its environment's deadline moves (an extension).
-type CredentialRefresher interface {
-	Refresh(ctx context.Context, e Environment, s *spec.Spec) error
-}
-
-// CredsLocator is a Provisioner that can say where a node's credentials are.
-type CredsLocator interface {
-	CredsRef(name string) string
-}
-
 // Reconciler drives every environment from its state toward its desired
 // state. It reacts to store changes and to an injected tick (expiry checks
 // and node supervision). It is idempotent and crash-safe: before acting it
@@ -242,9 +224,7 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 			return r.fail(ctx, e, rev, fmt.Errorf("provision: %w", err))
 		}
 		e.Endpoint, e.CredsExpireAt = endpoint, e.ExpiresAt
-		if cl, ok := r.prov.(CredsLocator); ok {
-			e.CredsRef = cl.CredsRef(name)
-		}
+		e.CredsRef = r.prov.CredsRef(name)
 		return r.settle(ctx, e, rev)
 	case (e.State == StateReady || e.State == StateDegraded) && e.Desired == WantStopped:
 		e.Health = nil
@@ -264,27 +244,33 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 		}
 		e.Endpoint = endpoint
 		return r.settle(ctx, e, rev)
-	case (e.State == StateReady || e.State == StateDegraded || e.State == StateStopped) && !e.CredsExpireAt.Equal(e.ExpiresAt):
-		// Extended: re-issue the node's credentials with the new deadline.
-		if cr, ok := r.prov.(CredentialRefresher); ok {
-			s, err := spec.Parse([]byte(e.SpecYAML), spec.Options{PRNumber: e.PRNumber, Branch: e.Branch, Now: e.CreatedAt, TTLApproved: true})
-			if err != nil {
-				return false, fmt.Errorf("stored spec: %w", err)
-			}
-			if err := cr.Refresh(ctx, e, s); err != nil {
-				return false, fmt.Errorf("refresh credentials: %w", err)
-			}
+	case (e.State == StateReady || e.State == StateDegraded || e.State == StateStopped) && !e.CredsRefreshedFor.Equal(e.ExpiresAt) && !e.CredsExpireAt.Equal(e.ExpiresAt):
+		// Extended: re-issue the node's credentials with the new deadline,
+		// and audit only what happened.
+		s, err := spec.Parse([]byte(e.SpecYAML), spec.Options{PRNumber: e.PRNumber, Branch: e.Branch, Now: e.CreatedAt, TTLApproved: true})
+		if err != nil {
+			return false, fmt.Errorf("stored spec: %w", err)
 		}
-		e.CredsExpireAt = e.ExpiresAt
-		return r.write(ctx, e, rev, AuditRecord{Action: "credentials", From: e.State, To: e.State, Detail: "re-issued until " + e.ExpiresAt.Format(time.RFC3339)})
+		detail := "re-issued until " + e.ExpiresAt.Format(time.RFC3339)
+		switch err := r.prov.Refresh(ctx, e, s); {
+		case errors.Is(err, ErrUnsupported):
+			detail = fmt.Sprintf("NOT re-issued: this provisioner cannot; the node's credentials still expire at %s, before the environment's new deadline %s",
+				e.CredsExpireAt.Format(time.RFC3339), e.ExpiresAt.Format(time.RFC3339))
+			r.log.Warn("credentials not re-issued after an extension", "env", name, "expire", e.CredsExpireAt)
+		case err != nil:
+			return false, fmt.Errorf("refresh credentials: %w", err)
+		default:
+			e.CredsExpireAt = e.ExpiresAt
+		}
+		e.CredsRefreshedFor = e.ExpiresAt
+		return r.write(ctx, e, rev, AuditRecord{Action: "credentials", From: e.State, To: e.State, Detail: detail})
 	case (e.State == StateReady || e.State == StateDegraded) && e.Desired == WantRunning:
 		// Supervision: a node that died is started again; one that runs
 		// but does not work is degraded, and ready again once it does.
-		sp, ok := r.prov.(StatusProvisioner)
-		if !ok {
-			return false, nil
+		st, err := r.prov.Status(ctx, name)
+		if errors.Is(err, ErrUnsupported) {
+			return false, nil // this backend has no supervision
 		}
-		st, err := sp.Status(ctx, name)
 		if err != nil {
 			return false, err
 		}
@@ -343,10 +329,8 @@ func StopNodes(ctx context.Context, store Store, names []string, now time.Time) 
 // or, when it reports that it does not work, degraded with its reasons.
 func (r *Reconciler) settle(ctx context.Context, e Environment, rev uint64) (bool, error) {
 	var h *Health
-	if sp, ok := r.prov.(StatusProvisioner); ok {
-		if st, err := sp.Status(ctx, e.Name); err == nil {
-			h = st.Health
-		}
+	if st, err := r.prov.Status(ctx, e.Name); err == nil {
+		h = st.Health
 	}
 	e.Health = h
 	to := StateReady

@@ -3,6 +3,7 @@ package envmgr_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,6 +39,13 @@ func (p *blockingProvisioner) Start(context.Context, string) (string, error) {
 	return "http://node", nil
 }
 func (p *blockingProvisioner) Destroy(context.Context, string) error { return nil }
+func (p *blockingProvisioner) Status(context.Context, string) (envmgr.NodeStatus, error) {
+	return envmgr.NodeStatus{}, envmgr.ErrUnsupported
+}
+func (p *blockingProvisioner) Refresh(context.Context, envmgr.Environment, *spec.Spec) error {
+	return envmgr.ErrUnsupported
+}
+func (p *blockingProvisioner) CredsRef(string) string { return "" }
 
 const spec1 = `version: 1
 environment: {name: drained}
@@ -107,5 +115,60 @@ func TestShutdownDrainsStepsInFlight(t *testing.T) {
 				t.Fatalf("state %s (%v), want %s", e.State, err, tc.wantState)
 			}
 		})
+	}
+}
+
+// noRefresh is a stand-in for a backend that cannot re-issue a running
+// node's credentials (the AWS provisioner today): it provisions at once and
+// answers ErrUnsupported to Status and Refresh.
+type noRefresh struct{ blockingProvisioner }
+
+func (noRefresh) Provision(context.Context, envmgr.Environment, *spec.Spec) (string, error) {
+	return "http://node", nil
+}
+
+// TestExtensionAuditsOnlyWhatHappened: when the provisioner cannot re-issue
+// the node's credentials after an extension, the audit log says so (once),
+// and the recorded expiry stays the old one; the first wave wrote
+// "re-issued" for every provisioner.
+func TestExtensionAuditsOnlyWhatHappened(t *testing.T) {
+	ns := natstest.Server(t, embednats.Options{StoreDir: t.TempDir()})
+	store, err := natskv.Open(t.Context(), natstest.Connect(t, ns.ClientURL()), natskv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := envmgr.NewReconciler(store, &noRefresh{}, nil, nil)
+	mgr := envmgr.NewManager(store, nil, nil)
+	alice := envmgr.Actor{Name: "alice"}
+	if _, err := mgr.Create(t.Context(), alice, envmgr.CreateRequest{SpecYAML: []byte(spec1)}); err != nil {
+		t.Fatal(err)
+	}
+	settle := func() {
+		for more := true; more; {
+			if more, err = rec.Step(t.Context(), "drained"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	settle()
+	before, _, _ := store.Get(t.Context(), "drained")
+	if _, err := mgr.Extend(t.Context(), alice, "drained", 24); err != nil {
+		t.Fatal(err)
+	}
+	settle()
+	settle() // a second pass must not audit again
+	after, _, _ := store.Get(t.Context(), "drained")
+	if !after.CredsExpireAt.Equal(before.CredsExpireAt) {
+		t.Fatalf("the recorded credentials expiry moved to %s though nothing was re-issued", after.CredsExpireAt)
+	}
+	recs, _ := store.Audit(t.Context(), "drained")
+	var creds []string
+	for _, r := range recs {
+		if r.Action == "credentials" {
+			creds = append(creds, r.Detail)
+		}
+	}
+	if len(creds) != 1 || !strings.HasPrefix(creds[0], "NOT re-issued") {
+		t.Fatalf("credentials audit: %q", creds)
 	}
 }

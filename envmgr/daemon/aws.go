@@ -201,6 +201,24 @@ func (p *awsProvisioner) progress(name, msg string, elapsed time.Duration) {
 
 func (p *awsProvisioner) Stop(ctx context.Context, name string) error { return p.tf.Stop(ctx, name) }
 
+var _ envmgr.Provisioner = (*awsProvisioner)(nil)
+
+// Status is not supported yet: AWS nodes are not supervised (their
+// heartbeats and EC2 tags are the way; see the renovation issue).
+func (p *awsProvisioner) Status(context.Context, string) (envmgr.NodeStatus, error) {
+	return envmgr.NodeStatus{}, envmgr.ErrUnsupported
+}
+
+// Refresh is not supported yet: the node reads its NATS credentials from its
+// secret at boot only, so an extension cannot reach a running node; the
+// reconciler audits that instead of claiming a re-issue.
+func (p *awsProvisioner) Refresh(context.Context, envmgr.Environment, *spec.Spec) error {
+	return envmgr.ErrUnsupported
+}
+
+// CredsRef is the secret holding the node's NATS credentials.
+func (p *awsProvisioner) CredsRef(name string) string { return awssecrets.NATSCredsName(name) }
+
 // Start starts the instance again and waits for the node's heartbeat.
 func (p *awsProvisioner) Start(ctx context.Context, name string) (string, error) {
 	return p.whenReady(ctx, name, func() (string, error) { return p.tf.Start(ctx, name) })

@@ -69,7 +69,7 @@ type Config struct {
 	FeedStaleSeconds int
 }
 
-// Provisioner implements envmgr.StatusProvisioner. Safe for concurrent use;
+// Provisioner implements envmgr.Provisioner with every capability. Safe for concurrent use;
 // operations on one environment are serialized.
 type Provisioner struct {
 	cfg   Config
@@ -87,7 +87,7 @@ type proc struct {
 	done chan struct{} // closed when the process exits
 }
 
-var _ envmgr.StatusProvisioner = (*Provisioner)(nil)
+var _ envmgr.Provisioner = (*Provisioner)(nil)
 
 // New creates a local provisioner.
 func New(c Config) (*Provisioner, error) {

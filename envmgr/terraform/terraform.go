@@ -84,16 +84,17 @@ var (
 	ErrConfig   = errors.New("terraform: invalid configuration")
 )
 
-// Provisioner implements envmgr.Provisioner. Safe for concurrent use;
-// operations on one environment are serialized.
+// Provisioner runs the module for environments: provision, stop, start and
+// destroy, each an init/plan/apply. It is the Terraform part of the AWS
+// provisioner (envmgr/daemon), which adds secrets and the node's ready wait
+// and implements envmgr.Provisioner. Safe for concurrent use; operations on
+// one environment are serialized.
 type Provisioner struct {
 	cfg   Config
 	log   *slog.Logger
 	locks envmgr.EnvLocks
 	cli   string // the CLI config file, when a mirror is set
 }
-
-var _ envmgr.Provisioner = (*Provisioner)(nil)
 
 // FindBinary returns cfg's binary, or tofu or terraform from PATH.
 func FindBinary(configured string) (string, error) {
