@@ -4,26 +4,28 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/paddockhq/paddock/feed/jsonscan"
+
 	"github.com/paddockhq/paddock/proto"
 )
 
 // Parse errors. They are sentinels so that a bad frame costs no allocation;
 // the feed counts them by kind and logs a rate-limited sample.
 var (
-	ErrSyntax       = errors.New("binance: malformed JSON")
+	ErrSyntax       = jsonscan.ErrSyntax
 	ErrTrailing     = errors.New("binance: data after the JSON value")
-	ErrNesting      = errors.New("binance: JSON nested too deeply")
-	ErrEscape       = errors.New("binance: escaped string where a plain one is expected")
+	ErrNesting      = jsonscan.ErrNesting
+	ErrEscape       = jsonscan.ErrEscape
 	ErrField        = errors.New("binance: required field missing or of the wrong type")
 	ErrInteger      = errors.New("binance: invalid or overflowing integer")
 	ErrUnknownEvent = errors.New("binance: unknown event type")
-	ErrLevels       = errors.New("binance: malformed price level")
-	ErrTooManyLevel = errors.New("binance: more price levels than one message can carry")
+	ErrLevels       = jsonscan.ErrLevels
+	ErrTooManyLevel = jsonscan.ErrTooManyLevel
 )
 
-// maxDepth bounds JSON nesting in values the parser skips (klines and
-// anything new Binance adds); Binance's own frames nest at most 4 deep.
-const maxDepth = 32
+// jsonscan.MaxDepth (32) bounds JSON nesting in values the parser skips
+// (klines and anything new Binance adds); Binance's own frames nest at most
+// 4 deep.
 
 // Kind is what a frame turned out to be.
 type Kind uint8
@@ -83,7 +85,7 @@ type Parser struct {
 	// present has bit f set when vals[f] holds this frame's value of field f;
 	// a bit mask is cheaper to clear per frame than the values.
 	present    uint32
-	vals       [numFields]value
+	vals       [numFields]jsonscan.Value
 	bidsParsed bool // "b"/"bids" was a level array, parsed into bids
 	asksParsed bool // "a"/"asks" likewise
 	bids, asks []proto.Level
@@ -157,17 +159,7 @@ func fieldOf(key []byte) field {
 	return fNone
 }
 
-// value is a field's value as scanned: where it is in the frame (strings
-// without their quotes) and, for integers, the number itself, so nothing is
-// scanned twice. It holds offsets rather than a slice: with no pointers,
-// storing it costs no GC write barrier.
-type value struct {
-	start, end int32
-	kind       byte // '"' plain string, '\\' string with escapes, '0' unsigned integer in num, 'n' other number, 't' true, 'f' false, 'x' anything else
-	num        uint64
-}
-
-func (p *Parser) raw(f field) []byte { v := &p.vals[f]; return p.frame[v.start:v.end] }
+func (p *Parser) raw(f field) []byte { v := &p.vals[f]; return p.frame[v.Start:v.End] }
 
 func (p *Parser) has(f field) bool { return p.present&(1<<f) != 0 }
 
@@ -184,12 +176,12 @@ func (p *Parser) Parse(frame []byte) (*Event, error) {
 	}
 	p.present, p.bidsParsed, p.asksParsed = 0, false, false
 	p.bids, p.asks = p.bids[:0], p.asks[:0]
-	sc := scanner{b: frame}
+	sc := jsonscan.Scanner{B: frame}
 	if err := p.object(&sc, 0); err != nil {
 		return nil, err
 	}
-	sc.ws()
-	if sc.i != len(sc.b) {
+	sc.WS()
+	if sc.I != len(sc.B) {
 		return nil, ErrTrailing
 	}
 	return p.interpret()
@@ -210,33 +202,33 @@ func (p *Parser) envelope(frame []byte) bool {
 		return false
 	}
 	i := len(envPrefix)
-	for i < len(frame) && plain[frame[i]] {
+	for i < len(frame) && jsonscan.Plain[frame[i]] {
 		i++
 	}
 	streamEnd := i
 	if len(frame)-i < len(envData)+2 || string(frame[i:i+len(envData)]) != envData || frame[len(frame)-1] != '}' {
 		return false
 	}
-	sc := scanner{b: frame[:len(frame)-1], i: i + len(envData)}
-	start := sc.i
-	if err := p.object(&sc, 1); err != nil || sc.i != len(sc.b) {
+	sc := jsonscan.Scanner{B: frame[:len(frame)-1], I: i + len(envData)}
+	start := sc.I
+	if err := p.object(&sc, 1); err != nil || sc.I != len(sc.B) {
 		return false
 	}
-	p.vals[fStream] = value{start: int32(len(envPrefix)), end: int32(streamEnd), kind: '"'}
-	p.vals[fData] = value{start: int32(start), end: int32(sc.i), kind: 'x'}
+	p.vals[fStream] = jsonscan.Value{Start: int32(len(envPrefix)), End: int32(streamEnd), Kind: '"'}
+	p.vals[fData] = jsonscan.Value{Start: int32(start), End: int32(sc.I), Kind: 'x'}
 	p.present |= 1<<fStream | 1<<fData
 	return true
 }
 
 // object parses a JSON object at sc, recording known keys as typed values
 // and parsing the combined-stream payload and level arrays in place.
-func (p *Parser) object(sc *scanner, depth int) error {
-	sc.ws()
-	if !sc.eat('{') {
+func (p *Parser) object(sc *jsonscan.Scanner, depth int) error {
+	sc.WS()
+	if !sc.Eat('{') {
 		return ErrSyntax
 	}
-	sc.ws()
-	if sc.eat('}') {
+	sc.WS()
+	if sc.Eat('}') {
 		return nil
 	}
 	for {
@@ -244,40 +236,40 @@ func (p *Parser) object(sc *scanner, depth int) error {
 		var err error
 		// Bytes i..i+3 are `"k":` when, read as a little-endian uint32 with
 		// the key byte masked out, they equal 0x3A22??22.
-		if b, i := sc.b, sc.i; i+4 <= len(b) && binary.LittleEndian.Uint32(b[i:])&0xFFFF00FF == 0x3A220022 && plain[b[i+1]] {
+		if b, i := sc.B, sc.I; i+4 <= len(b) && binary.LittleEndian.Uint32(b[i:])&0xFFFF00FF == 0x3A220022 && jsonscan.Plain[b[i+1]] {
 			// Fast path for the compact one-character keys Binance uses: "e":
 			f = oneChar[b[i+1]]
-			sc.i = i + 4
+			sc.I = i + 4
 		} else {
-			sc.ws()
-			key, err := sc.str()
+			sc.WS()
+			key, err := sc.Str()
 			if err != nil {
 				return err
 			}
-			sc.ws()
-			if !sc.eat(':') {
+			sc.WS()
+			if !sc.Eat(':') {
 				return ErrSyntax
 			}
 			f = fieldOf(key)
 		}
-		sc.ws()
-		c := sc.peek()
+		sc.WS()
+		c := sc.Peek()
 		switch {
 		case f == fData && depth == 0:
 			if p.has(fData) || c != '{' {
 				return ErrField // a second payload, or one that is not an object
 			}
-			start := sc.i
+			start := sc.I
 			if err := p.object(sc, 1); err != nil {
 				return err
 			}
-			p.vals[fData] = value{start: int32(start), end: int32(sc.i), kind: 'x'}
+			p.vals[fData] = jsonscan.Value{Start: int32(start), End: int32(sc.I), Kind: 'x'}
 			p.present |= 1 << fData
 		case c == '[' && f == fb:
 			if p.bidsParsed {
 				return ErrField // a duplicate key would mix two level lists
 			}
-			if p.bids, err = levels(sc, p.bids); err != nil {
+			if p.bids, err = jsonscan.Levels(sc, p.bids); err != nil {
 				return err
 			}
 			p.bidsParsed = true
@@ -285,7 +277,7 @@ func (p *Parser) object(sc *scanner, depth int) error {
 			if p.asksParsed {
 				return ErrField
 			}
-			if p.asks, err = levels(sc, p.asks); err != nil {
+			if p.asks, err = jsonscan.Levels(sc, p.asks); err != nil {
 				return err
 			}
 			p.asksParsed = true
@@ -295,19 +287,19 @@ func (p *Parser) object(sc *scanner, depth int) error {
 			if c == 'f' {
 				lit, kind = "false", 'f'
 			}
-			if err := sc.literal(lit); err != nil {
+			if err := sc.Literal(lit); err != nil {
 				return err
 			}
 			if f != fNone {
-				p.vals[f].kind = kind
+				p.vals[f].Kind = kind
 				p.present |= 1 << f
 			}
 		case f == fNone:
-			if err := sc.skip(depth + 1); err != nil {
+			if err := sc.Skip(depth + 1); err != nil {
 				return err
 			}
 		case c >= '0' && c <= '9':
-			if err := sc.numberValue(&p.vals[f]); err != nil {
+			if err := sc.NumberValue(&p.vals[f]); err != nil {
 				return err
 			}
 			p.present |= 1 << f
@@ -315,34 +307,34 @@ func (p *Parser) object(sc *scanner, depth int) error {
 			if c == '"' {
 				// Plain strings inline: most values are short strings with
 				// nothing to unescape.
-				b, start := sc.b, sc.i+1
+				b, start := sc.B, sc.I+1
 				i := start
-				for i < len(b) && plain[b[i]] {
+				for i < len(b) && jsonscan.Plain[b[i]] {
 					i++
 				}
 				if i < len(b) && b[i] == '"' {
 					v := &p.vals[f]
-					v.start, v.end, v.kind = int32(start), int32(i), '"'
-					sc.i = i + 1
+					v.Start, v.End, v.Kind = int32(start), int32(i), '"'
+					sc.I = i + 1
 					p.present |= 1 << f
 					break
 				}
 			}
-			if err := sc.value(depth+1, &p.vals[f]); err != nil {
+			if err := sc.ScanValue(depth+1, &p.vals[f]); err != nil {
 				return err
 			}
 			p.present |= 1 << f
 		}
-		if sc.i < len(sc.b) && sc.b[sc.i] <= ' ' {
-			sc.ws()
+		if sc.I < len(sc.B) && sc.B[sc.I] <= ' ' {
+			sc.WS()
 		}
-		if sc.i < len(sc.b) {
-			switch sc.b[sc.i] {
+		if sc.I < len(sc.B) {
+			switch sc.B[sc.I] {
 			case ',':
-				sc.i++
+				sc.I++
 				continue
 			case '}':
-				sc.i++
+				sc.I++
 				return nil
 			}
 		}
@@ -442,7 +434,7 @@ func (p *Parser) trade(id field) error {
 	if ev.Qty, err = p.decimal(fq); err != nil {
 		return err
 	}
-	switch p.vals[fm].kind {
+	switch p.vals[fm].Kind {
 	case 't':
 		ev.BuyerMaker = true
 	case 'f':
@@ -511,9 +503,9 @@ func (p *Parser) bookTicker() error {
 
 // str returns a plain string field's content.
 func (p *Parser) str(f field) ([]byte, error) {
-	switch v := &p.vals[f]; v.kind {
+	switch v := &p.vals[f]; v.Kind {
 	case '"':
-		return p.frame[v.start:v.end], nil
+		return p.frame[v.Start:v.End], nil
 	case '\\':
 		return nil, ErrEscape
 	}
@@ -522,9 +514,9 @@ func (p *Parser) str(f field) ([]byte, error) {
 
 // uint returns a field that must be a non-negative integer.
 func (p *Parser) uint(f field) (uint64, error) {
-	switch v := &p.vals[f]; v.kind {
+	switch v := &p.vals[f]; v.Kind {
 	case '0':
-		return v.num, nil
+		return v.Num, nil
 	case 'n':
 		return 0, ErrInteger
 	}
@@ -550,101 +542,4 @@ func (p *Parser) millis(f field) (int64, error) {
 		return 0, ErrInteger
 	}
 	return int64(v) * 1_000_000, nil
-}
-
-// levels parses [["price","qty"],...] and appends to dst.
-func levels(sc *scanner, dst []proto.Level) ([]proto.Level, error) {
-	if !sc.eat('[') {
-		return dst, ErrLevels
-	}
-	sc.ws()
-	if sc.eat(']') {
-		return dst, nil
-	}
-	for {
-		var ps, qs []byte
-		if p, q, next, ok := compactLevel(sc.b, sc.i); ok {
-			ps, qs, sc.i = p, q, next
-		} else {
-			var err error
-			if ps, qs, err = looseLevel(sc); err != nil {
-				return dst, err
-			}
-		}
-		price, err := proto.ParseUDecimal(ps)
-		if err != nil {
-			return dst, err
-		}
-		qty, err := proto.ParseUDecimal(qs)
-		if err != nil {
-			return dst, err
-		}
-		if len(dst) >= proto.MaxLevels {
-			return dst, ErrTooManyLevel
-		}
-		dst = append(dst, proto.Level{Price: price, Qty: qty})
-		if sc.i < len(sc.b) && sc.b[sc.i] == ',' {
-			sc.i++
-			continue
-		}
-		sc.ws()
-		if sc.eat(',') {
-			continue
-		}
-		if sc.eat(']') {
-			return dst, nil
-		}
-		return dst, ErrLevels
-	}
-}
-
-// compactLevel matches ["p","q"] with no whitespace or escapes at b[i], the
-// form Binance sends, in one pass.
-func compactLevel(b []byte, i int) (p, q []byte, next int, ok bool) {
-	if i+2 >= len(b) || b[i] != '[' || b[i+1] != '"' {
-		return nil, nil, 0, false
-	}
-	j := i + 2
-	ps := j
-	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
-		j++
-	}
-	if j+3 >= len(b) || b[j] != '"' || b[j+1] != ',' || b[j+2] != '"' {
-		return nil, nil, 0, false
-	}
-	pe := j
-	j += 3
-	qs := j
-	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
-		j++
-	}
-	if j+1 >= len(b) || b[j] != '"' || b[j+1] != ']' {
-		return nil, nil, 0, false
-	}
-	return b[ps:pe], b[qs:j], j + 2, true
-}
-
-// looseLevel parses one ["p","q"] with any whitespace, validating strictly.
-func looseLevel(sc *scanner) (p, q []byte, err error) {
-	sc.ws()
-	if !sc.eat('[') {
-		return nil, nil, ErrLevels
-	}
-	sc.ws()
-	if p, err = sc.str(); err != nil {
-		return nil, nil, err
-	}
-	sc.ws()
-	if !sc.eat(',') {
-		return nil, nil, ErrLevels
-	}
-	sc.ws()
-	if q, err = sc.str(); err != nil {
-		return nil, nil, err
-	}
-	sc.ws()
-	if !sc.eat(']') {
-		return nil, nil, ErrLevels
-	}
-	return p, q, nil
 }
