@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paddockhq/paddock/venue"
+
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/risk"
 	"github.com/paddockhq/paddock/sandbox/paper"
@@ -66,13 +68,15 @@ type FeeConfig struct {
 	Taker string `json:"taker"`
 }
 
-// DefaultFees are the venues' default retail schedules.
-var DefaultFees = map[string]FeeConfig{
-	"binance":      {Maker: "0.001", Taker: "0.001"},
-	"binance-perp": {Maker: "0.0002", Taker: "0.0005"},
-	"bybit":        {Maker: "0.001", Taker: "0.001"},
-	"bybit-perp":   {Maker: "0.0002", Taker: "0.00055"},
-}
+// DefaultFees are the venues' default retail schedules, from the venue
+// registry.
+var DefaultFees = func() map[string]FeeConfig {
+	m := map[string]FeeConfig{}
+	for _, v := range venue.All() {
+		m[v.Name] = FeeConfig{Maker: v.MakerFee, Taker: v.TakerFee}
+	}
+	return m
+}()
 
 // StrategyConfig is the strategy the node runs and supervises.
 type StrategyConfig struct {

@@ -238,9 +238,18 @@ func TestLifecycleWithLocalNodes(t *testing.T) {
 		t.Fatalf("node directory left behind: %v", err)
 	}
 
-	audit, err := r.store.Audit(t.Context(), "life")
-	if err != nil {
-		t.Fatal(err)
+	// The reconciler appends a transition's audit record just after it
+	// writes the state: wait for the last one.
+	var audit []envmgr.AuditRecord
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var err error
+		if audit, err = r.store.Audit(t.Context(), "life"); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(audit); n > 0 && audit[n-1].To == envmgr.StateDestroyed || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // polling the audit stream
 	}
 	var trail []string
 	for _, a := range audit {

@@ -151,11 +151,3 @@ func (e *Errors) err() error {
 	sort.SliceStable(e.List, func(i, j int) bool { return e.List[i].Line < e.List[j].Line })
 	return e
 }
-
-// venues maps exchange name and type to the feed's venue.
-var venues = map[[2]string]proto.VenueID{
-	{"binance", "spot"}:      proto.VenueBinance,
-	{"binance", "perpetual"}: proto.VenueBinancePerp,
-	{"bybit", "spot"}:        proto.VenueBybit,
-	{"bybit", "perpetual"}:   proto.VenueBybitPerp,
-}

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/risk"
+	"github.com/paddockhq/paddock/venue"
 )
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
@@ -62,10 +64,10 @@ func validate(s *Spec, o Options, lines map[string][2]int, errs *Errors) {
 	seenVenue := map[string]string{}
 	for i, e := range s.Exchanges {
 		p := fmt.Sprintf("exchanges[%d]", i)
-		v, ok := venues[[2]string{e.Name, e.Type}]
+		v, ok := venue.ByExchange(e.Name, e.Type)
 		switch {
-		case e.Name != "binance" && e.Name != "bybit":
-			bad(p+".name", "unknown exchange %q (supported: binance, bybit)", e.Name)
+		case !slices.Contains(venue.Exchanges(), e.Name):
+			bad(p+".name", "unknown exchange %q (supported: %s)", e.Name, strings.Join(venue.Exchanges(), ", "))
 			continue
 		case e.Type != "spot" && e.Type != "perpetual":
 			bad(p+".type", "unknown type %q (spot or perpetual)", e.Type)
@@ -74,11 +76,11 @@ func validate(s *Spec, o Options, lines map[string][2]int, errs *Errors) {
 			bad(p, "%s %s is not a supported venue", e.Name, e.Type)
 			continue
 		}
-		s.Exchanges[i].Venue = v.String()
-		if prev, dup := seenVenue[v.String()]; dup {
+		s.Exchanges[i].Venue = v.Name
+		if prev, dup := seenVenue[v.Name]; dup {
 			bad(p, "%s %s is already declared at %s; list all its instruments there", e.Name, e.Type, prev)
 		}
-		seenVenue[v.String()] = p
+		seenVenue[v.Name] = p
 		if len(e.Instruments) == 0 {
 			bad(p+".instruments", "at least one instrument is required")
 		}

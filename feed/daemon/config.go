@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/paddockhq/paddock/proto"
+	"github.com/paddockhq/paddock/venue"
 	"gopkg.in/yaml.v3"
 )
 
@@ -56,12 +58,6 @@ type VenueConfig struct {
 	MaxConnectionAge time.Duration `yaml:"max_connection_age"`
 	RolloverOverlap  time.Duration `yaml:"rollover_overlap"`
 	MaxStreams       int           `yaml:"max_streams_per_connection"`
-}
-
-// venueDefaults are the production endpoints.
-var venueDefaults = map[string]struct{ ws, rest, trade string }{
-	"binance":      {"wss://stream.binance.com:9443", "https://api.binance.com", "trade"},
-	"binance-perp": {"wss://fstream.binance.com", "https://fapi.binance.com", "aggTrade"},
 }
 
 // LoadConfig reads and validates a configuration file. Unknown fields are
@@ -113,9 +109,9 @@ func (c *Config) Validate() error {
 	for i := range c.Venues {
 		v := &c.Venues[i]
 		at := fmt.Sprintf("venues[%d] (%s)", i, v.Name)
-		d, ok := venueDefaults[v.Name]
-		if !ok {
-			errs = append(errs, fmt.Errorf("%s: unknown venue %q (supported: binance, binance-perp)", at, v.Name))
+		d, ok := venue.ByName(v.Name)
+		if !ok || adapters[d.Adapter] == nil {
+			errs = append(errs, fmt.Errorf("%s: unknown venue %q (this feed carries: %s)", at, v.Name, strings.Join(carried(), ", ")))
 			continue
 		}
 		if seen[v.Name] {
@@ -123,13 +119,13 @@ func (c *Config) Validate() error {
 		}
 		seen[v.Name] = true
 		if v.WSURL == "" {
-			v.WSURL = d.ws
+			v.WSURL = d.WSURL
 		}
 		if v.RESTURL == "" {
-			v.RESTURL = d.rest
+			v.RESTURL = d.RESTURL
 		}
 		if v.TradeStream == "" {
-			v.TradeStream = d.trade
+			v.TradeStream = d.TradeStream
 		}
 		if len(v.Instruments) == 0 {
 			errs = append(errs, fmt.Errorf("%s: instruments: at least one is required", at))

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/paddockhq/paddock/venue"
+
 	"github.com/paddockhq/paddock/internal/buildinfo"
 
 	"github.com/nats-io/nats.go"
@@ -152,20 +154,40 @@ func buildVenue(v VenueConfig, nc *nats.Conn, m *feed.Metrics, log *slog.Logger)
 	if err != nil {
 		return feed.VenueEntry{}, err
 	}
-	switch id {
-	case proto.VenueBinance, proto.VenueBinancePerp:
-		a, err := binance.New(binance.Config{
-			Futures: id == proto.VenueBinancePerp, WSURL: v.WSURL, RESTURL: v.RESTURL, TradeStream: v.TradeStream,
+	d, _ := venue.ByName(v.Name)
+	newAdapter := adapters[d.Adapter]
+	if newAdapter == nil {
+		return feed.VenueEntry{}, fmt.Errorf("venue %s: no adapter", v.Name)
+	}
+	a, err := newAdapter(d, v, out, log)
+	if err != nil {
+		return feed.VenueEntry{}, fmt.Errorf("venue %s: %w", v.Name, err)
+	}
+	log.Info("venue configured", "component", "feed", "venue", v.Name, "instruments", len(v.Instruments))
+	return feed.VenueEntry{Outlet: out, Venue: a}, nil
+}
+
+// adapters makes a venue's adapter, by the registry's adapter family: the
+// one place a new venue's code is wired in.
+var adapters = map[string]func(d venue.Venue, v VenueConfig, out *feed.Outlet, log *slog.Logger) (feed.Venue, error){
+	"binance": func(d venue.Venue, v VenueConfig, out *feed.Outlet, log *slog.Logger) (feed.Venue, error) {
+		return binance.New(binance.Config{
+			Futures: d.Type == "perpetual", WSURL: v.WSURL, RESTURL: v.RESTURL, TradeStream: v.TradeStream,
 			DepthLimit: v.DepthLimit, MaxStreamsPerConn: v.MaxStreams, SilenceTimeout: v.SilenceTimeout,
 			MaxConnAge: v.MaxConnectionAge, RolloverOverlap: v.RolloverOverlap, Logger: log,
 		}, out)
-		if err != nil {
-			return feed.VenueEntry{}, fmt.Errorf("venue %s: %w", v.Name, err)
+	},
+}
+
+// carried lists the venues this feed has an adapter for.
+func carried() []string {
+	var out []string
+	for _, name := range venue.Carried() {
+		if d, _ := venue.ByName(name); adapters[d.Adapter] != nil {
+			out = append(out, name)
 		}
-		log.Info("venue configured", "component", "feed", "venue", v.Name, "instruments", len(v.Instruments), "connections", a.Connections())
-		return feed.VenueEntry{Outlet: out, Venue: a}, nil
 	}
-	return feed.VenueEntry{}, fmt.Errorf("venue %s: no adapter", v.Name)
+	return out
 }
 
 func joinURLs(urls []string) string {
