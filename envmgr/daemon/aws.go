@@ -16,7 +16,6 @@ import (
 	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/envmgr/terraform"
 	"github.com/paddockhq/paddock/natsauth"
-	"github.com/paddockhq/paddock/risk"
 	"github.com/paddockhq/paddock/sandbox"
 	"github.com/paddockhq/paddock/sandbox/client"
 )
@@ -35,8 +34,12 @@ type AWSConfig struct {
 	PaddockURL    string // the node binary's artifact
 	PaddockSHA256 string
 	NodeNATSURL   string // how nodes in the VPC reach NATS
-	RecoveryDays  int    // Secrets Manager recovery window on destroy (0 = at once)
-	ExtraTags     map[string]string
+	// USDRates and FeedStaleSeconds pass through to every node's
+	// configuration, as the local provisioner's do (sandbox.Placement).
+	USDRates         map[string]string
+	FeedStaleSeconds int
+	RecoveryDays     int // Secrets Manager recovery window on destroy (0 = at once)
+	ExtraTags        map[string]string
 	// NodeReadyTimeout bounds the wait for a new or started node's first
 	// heartbeat on env.<name>.node (the node reporting ready); default 10
 	// minutes (boot, install, books joined), negative does not wait.
@@ -95,17 +98,9 @@ func newAWSProvisioner(ctx context.Context, c AWSConfig, nc *nats.Conn, hub *env
 // in; the node fetches values at boot with its instance role.
 func moduleVars(c AWSConfig, e envmgr.Environment, s *spec.Spec) (map[string]any, error) {
 	// The inbox prefix is the one the node's scoped credentials allow.
-	nc := sandbox.Config{Name: e.Name, NATSURL: c.NodeNATSURL, NATSCreds: "/etc/paddock/node.creds", AdminListen: ":8080",
-		InboxPrefix: natsauth.InboxPrefix(e.Name),
-		APIKeyFile:  "/etc/paddock/api-key", AdminKeyFile: "/etc/paddock/admin-key",
-		Risk: sandbox.RiskConfig{MaxPositionUSD: s.Risk.MaxPositionUSD.String(), MaxDrawdownPct: s.Risk.MaxDrawdownPct.String(),
-			MaxOrderRate: s.Risk.MaxOrderRate.String(), StartingEquityUSD: s.Risk.StartingEquityUSD.String()}}
-	for _, ex := range s.Exchanges {
-		for _, in := range ex.Instruments {
-			q, _ := risk.QuoteOf(in.Written)
-			nc.Instruments = append(nc.Instruments, sandbox.Instrument{Venue: ex.Venue, Symbol: in.Symbol, Quote: q})
-		}
-	}
+	nc := sandbox.FromSpec(e.Name, s, sandbox.Placement{NATSURL: c.NodeNATSURL, NATSCreds: "/etc/paddock/node.creds", AdminListen: ":8080",
+		InboxPrefix: natsauth.InboxPrefix(e.Name), APIKeyFile: "/etc/paddock/api-key", AdminKeyFile: "/etc/paddock/admin-key",
+		USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds})
 	raw, err := json.Marshal(nc)
 	if err != nil {
 		return nil, err

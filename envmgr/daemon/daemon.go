@@ -154,6 +154,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	if c.AWS != nil {
 		ac := *c.AWS
 		ac.Terraform.Logger = log
+		ac.USDRates, ac.FeedStaleSeconds = c.USDRates, c.FeedStaleSeconds
 		ac.Terraform.Audit = func(ctx context.Context, r envmgr.AuditRecord) {
 			if err := store.AppendAudit(ctx, r); err != nil {
 				log.Error("audit write failed", "env", r.Env, "err", err)

@@ -30,7 +30,6 @@ import (
 
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/spec"
-	"github.com/paddockhq/paddock/risk"
 	"github.com/paddockhq/paddock/sandbox"
 )
 
@@ -325,20 +324,9 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 	if err := os.MkdirAll(p.dir(e.Name), 0o700); err != nil {
 		return "", fmt.Errorf("provision %s: %w", e.Name, err)
 	}
-	c := sandbox.Config{Name: e.Name, NATSURL: p.cfg.NATSURL, AdminListen: "127.0.0.1:0", EndpointFile: p.endpointPath(e.Name),
-		Risk: sandbox.RiskConfig{MaxPositionUSD: s.Risk.MaxPositionUSD.String(), MaxDrawdownPct: s.Risk.MaxDrawdownPct.String(),
-			MaxOrderRate: s.Risk.MaxOrderRate.String(), StartingEquityUSD: s.Risk.StartingEquityUSD.String()},
-		Fees: p.cfg.Fees, USDRates: p.cfg.USDRates, FeedStaleSeconds: p.cfg.FeedStaleSeconds,
-		APIKeyFile: p.apiKeyPath(e.Name), AdminKeyFile: p.adminKeyPath(e.Name)}
-	if s.Risk.StartingEquityUSD.Mant == 0 {
-		c.Risk.StartingEquityUSD = spec.DefaultStartingEquityUSD.String()
-	}
-	for _, ex := range s.Exchanges {
-		for _, in := range ex.Instruments {
-			q, _ := risk.QuoteOf(in.Written)
-			c.Instruments = append(c.Instruments, sandbox.Instrument{Venue: ex.Venue, Symbol: in.Symbol, Quote: q})
-		}
-	}
+	c := sandbox.FromSpec(e.Name, s, sandbox.Placement{NATSURL: p.cfg.NATSURL, AdminListen: "127.0.0.1:0", EndpointFile: p.endpointPath(e.Name),
+		APIKeyFile: p.apiKeyPath(e.Name), AdminKeyFile: p.adminKeyPath(e.Name),
+		Fees: p.cfg.Fees, USDRates: p.cfg.USDRates, FeedStaleSeconds: p.cfg.FeedStaleSeconds})
 	for _, f := range []string{c.APIKeyFile, c.AdminKeyFile} {
 		if err := ensureKey(f); err != nil {
 			return "", fmt.Errorf("provision %s: %w", e.Name, err)
