@@ -185,6 +185,10 @@ func drawdownPct(peak, equity risk.Amount) string {
 	return strings.TrimSuffix(s, ".")
 }
 
+// StrategyStableAfter is how long a strategy process must have stayed up
+// before the node reports it running in its readiness.
+const StrategyStableAfter = 2 * time.Second
+
 // readiness is whether the node does what it was asked: every declared
 // book live, the strategy (if any) running, not halted; with the reasons
 // when not. GET /readyz, the heartbeat and the manager's health use it.
@@ -208,12 +212,18 @@ func readiness(t *Trader, sup *Supervisor) client.Health {
 	if sup != nil {
 		s := sup.Status()
 		h.Strategy = &client.StrategyHealth{Running: s.Running, Restarts: s.Restarts, LastExit: s.LastExit}
-		if !s.Running && !s.Paused {
+		switch up := time.Since(s.UpSince); {
+		case !s.Running && !s.Paused:
 			why := fmt.Sprintf("the strategy is not running (%d restarts", s.Restarts)
 			if s.LastExit != "" {
 				why += ", last exit: " + s.LastExit
 			}
 			h.Reasons = append(h.Reasons, why+")")
+		case s.Running && up < StrategyStableAfter:
+			// A process that crashes at once is "running" for a moment: it
+			// counts once it has stayed up a little.
+			h.Reasons = append(h.Reasons, fmt.Sprintf("the strategy started %v ago (%d restarts); it counts as running after %v",
+				up.Round(time.Millisecond), s.Restarts, StrategyStableAfter))
 		}
 	}
 	if h.Halted {

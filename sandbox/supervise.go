@@ -30,6 +30,7 @@ type Supervisor struct {
 	mu       sync.Mutex
 	paused   bool
 	running  bool
+	upSince  time.Time // when the current process started
 	pid      int
 	restarts int
 	lastExit string
@@ -83,13 +84,19 @@ type StrategyStatus struct {
 	PID      int      `json:"pid,omitempty"`
 	Restarts int      `json:"restarts"`
 	LastExit string   `json:"last_exit,omitempty"`
+	// UpSince is when the running process started (zero when none runs).
+	UpSince time.Time `json:"up_since,omitzero"`
 }
 
 // Status reports the strategy's state.
 func (s *Supervisor) Status() StrategyStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return StrategyStatus{Command: s.cmd, Running: s.running, Paused: s.paused, PID: s.pid, Restarts: s.restarts, LastExit: s.lastExit}
+	st := StrategyStatus{Command: s.cmd, Running: s.running, Paused: s.paused, PID: s.pid, Restarts: s.restarts, LastExit: s.lastExit}
+	if s.running {
+		st.UpSince = s.upSince
+	}
+	return st
 }
 
 // Logs returns up to n recent output lines.
@@ -166,7 +173,7 @@ func (s *Supervisor) runOnce(ctx context.Context) error {
 	}
 	stop := make(chan struct{})
 	s.mu.Lock()
-	s.running, s.pid, s.stop = true, cmd.Process.Pid, stop
+	s.running, s.pid, s.stop, s.upSince = true, cmd.Process.Pid, stop, time.Now()
 	s.mu.Unlock()
 	s.metrics.strategyRunning.Set(1)
 	s.log.Info("strategy started", "pid", cmd.Process.Pid, "command", s.cmd)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/paddockhq/paddock/envmgr/aws"
+
 	"github.com/paddockhq/paddock/envmgr/api"
 	"github.com/paddockhq/paddock/envmgr/daemon"
 	"github.com/paddockhq/paddock/envmgr/terraform"
@@ -57,7 +59,7 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var awsCfg *daemon.AWSConfig
+	var awsCfg *aws.Config
 	if *awsFile != "" {
 		if awsCfg, err = loadAWSConfig(*awsFile); err != nil {
 			return err
@@ -98,7 +100,7 @@ type awsFile struct {
 	Tags            map[string]string `yaml:"tags"`
 }
 
-func loadAWSConfig(path string) (*daemon.AWSConfig, error) {
+func loadAWSConfig(path string) (*aws.Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -124,7 +126,7 @@ func loadAWSConfig(path string) (*daemon.AWSConfig, error) {
 			return nil, fmt.Errorf("%s: node_ready_timeout %q: want a non-zero duration such as 10m", path, f.NodeReady)
 		}
 	}
-	return &daemon.AWSConfig{
+	return &aws.Config{
 		Terraform: terraform.Config{Binary: f.TerraformBinary, ModuleDir: f.Module, PluginMirror: f.PluginMirror,
 			Backend: terraform.Backend{S3Bucket: f.S3Bucket, S3KeyPrefix: f.S3KeyPrefix, S3Region: f.Region, S3Endpoint: f.Endpoint}},
 		Region: f.Region, Endpoint: f.Endpoint, VPCID: f.VPCID, SubnetID: f.SubnetID, VPNCIDR: f.VPNCIDR, AMI: f.AMI,

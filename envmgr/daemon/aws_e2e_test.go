@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paddockhq/paddock/envmgr/aws"
+
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
@@ -56,7 +58,7 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	go func() {
 		done <- Run(ctx, Config{NoFeedCheck: true, NATSURL: ns.ClientURL(), Listen: "127.0.0.1:0", StateDir: stateDir, Tokens: tokens, AuthDir: authDir,
 			ReconcileEvery: time.Hour, // only API changes drive the reconciler here
-			AWS: &AWSConfig{
+			AWS: &aws.Config{
 				Terraform: terraform.Config{Binary: bin, ModuleDir: module, PluginMirror: mirror, InterruptGrace: 5 * time.Second},
 				Region:    "us-east-1", Endpoint: endpoint, VPCID: "vpc-1", SubnetID: "subnet-1", VPNCIDR: "10.8.0.0/16",
 				AMI: "ami-12345678", PaddockURL: "https://artifacts.example/paddock", PaddockSHA256: strings.Repeat("ab", 32),

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
+	"github.com/paddockhq/paddock/envmgr/aws"
 	"github.com/paddockhq/paddock/envmgr/catalog"
 	"github.com/paddockhq/paddock/envmgr/local"
 	"github.com/paddockhq/paddock/envmgr/natskv"
@@ -52,7 +53,7 @@ type Config struct {
 	FeedStaleSeconds int
 	// AWS, when set, provisions environments on AWS through the Terraform
 	// module instead of as local processes.
-	AWS *AWSConfig
+	AWS *aws.Config
 	// Workers is how many environments the reconciler works on at once
 	// (default 4).
 	Workers int
@@ -171,7 +172,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 			}
 			ac.RevokeNATSCreds = lc.Revoke
 		}
-		ap, err := newAWSProvisioner(ctx, ac, nc, hub)
+		ap, err := aws.New(ctx, ac, nc, hub)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,10 @@
-package daemon
+// Package aws provisions environments on AWS: each a node from the
+// dev-trading-env Terraform module (envmgr/terraform runs it), its
+// sandbox-only secrets in Secrets Manager (envmgr/awssecrets), and
+// readiness from the node's first heartbeat on env.<name>.node. It
+// implements envmgr.Provisioner; envmgr/daemon wires it in when the manager
+// is given an AWS configuration.
+package aws
 
 import (
 	"context"
@@ -20,9 +26,9 @@ import (
 	"github.com/paddockhq/paddock/sandbox/client"
 )
 
-// AWSConfig selects the Terraform/AWS provisioner: each environment a c6i
+// Config configures the Terraform/AWS provisioner: each environment a c6i
 // node from modules/dev-trading-env, its secrets in Secrets Manager.
-type AWSConfig struct {
+type Config struct {
 	Terraform     terraform.Config // Binary, ModuleDir, PluginMirror, Backend, InterruptGrace
 	Region        string
 	Endpoint      string // an AWS API endpoint override (an emulator)
@@ -53,20 +59,20 @@ type AWSConfig struct {
 
 // ErrNodeNotReady is returned when a provisioned node does not report ready
 // in time.
-var ErrNodeNotReady = errors.New("daemon: node did not report ready")
+var ErrNodeNotReady = errors.New("aws: node did not report ready")
 
-// awsProvisioner composes the secrets layer, the Terraform driver and the
+// Provisioner composes the secrets layer, the Terraform driver and the
 // wait for the node's first heartbeat. Safe for concurrent use: the driver
 // serializes operations per environment.
-type awsProvisioner struct {
-	cfg     AWSConfig
+type Provisioner struct {
+	cfg     Config
 	tf      *terraform.Provisioner
 	secrets *awssecrets.Store
 	nc      *nats.Conn
 	hub     *envmgr.ProgressHub
 }
 
-func newAWSProvisioner(ctx context.Context, c AWSConfig, nc *nats.Conn, hub *envmgr.ProgressHub) (*awsProvisioner, error) {
+func New(ctx context.Context, c Config, nc *nats.Conn, hub *envmgr.ProgressHub) (*Provisioner, error) {
 	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(c.Region))
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)
@@ -78,7 +84,7 @@ func newAWSProvisioner(ctx context.Context, c AWSConfig, nc *nats.Conn, hub *env
 	if c.NodeReadyTimeout == 0 {
 		c.NodeReadyTimeout = 10 * time.Minute
 	}
-	p := &awsProvisioner{cfg: c, secrets: store, nc: nc, hub: hub}
+	p := &Provisioner{cfg: c, secrets: store, nc: nc, hub: hub}
 	tc := c.Terraform
 	tc.Vars = p.vars
 	tc.OnProgress = hub.Publish
@@ -96,7 +102,7 @@ func newAWSProvisioner(ctx context.Context, c AWSConfig, nc *nats.Conn, hub *env
 
 // moduleVars builds the module's variables. Only references to secrets go
 // in; the node fetches values at boot with its instance role.
-func moduleVars(c AWSConfig, e envmgr.Environment, s *spec.Spec) (map[string]any, error) {
+func moduleVars(c Config, e envmgr.Environment, s *spec.Spec) (map[string]any, error) {
 	// The inbox prefix is the one the node's scoped credentials allow.
 	nc := sandbox.FromSpec(e.Name, s, sandbox.Placement{NATSURL: c.NodeNATSURL, NATSCreds: "/etc/paddock/node.creds", AdminListen: ":8080",
 		InboxPrefix: natsauth.InboxPrefix(e.Name), APIKeyFile: "/etc/paddock/api-key", AdminKeyFile: "/etc/paddock/admin-key",
@@ -125,13 +131,13 @@ func moduleVars(c AWSConfig, e envmgr.Environment, s *spec.Spec) (map[string]any
 	return v, nil
 }
 
-func (p *awsProvisioner) vars(e envmgr.Environment, s *spec.Spec) (map[string]any, error) {
+func (p *Provisioner) vars(e envmgr.Environment, s *spec.Spec) (map[string]any, error) {
 	return moduleVars(p.cfg, e, s)
 }
 
 // Provision stores the environment's secrets, applies the module and waits
 // for the node to report ready.
-func (p *awsProvisioner) Provision(ctx context.Context, e envmgr.Environment, s *spec.Spec) (string, error) {
+func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *spec.Spec) (string, error) {
 	var venues []string
 	for _, ex := range s.Exchanges {
 		venues = append(venues, ex.Venue)
@@ -154,7 +160,7 @@ func (p *awsProvisioner) Provision(ctx context.Context, e envmgr.Environment, s 
 // whenReady runs op (an apply that leaves the node running) and then waits
 // for the node's heartbeat. The subscription is made before op so that the
 // first beat of a node that boots quickly is not missed.
-func (p *awsProvisioner) whenReady(ctx context.Context, name string, op func() (string, error)) (string, error) {
+func (p *Provisioner) whenReady(ctx context.Context, name string, op func() (string, error)) (string, error) {
 	if p.cfg.NodeReadyTimeout < 0 {
 		return op()
 	}
@@ -188,40 +194,40 @@ func (p *awsProvisioner) whenReady(ctx context.Context, name string, op func() (
 	}
 }
 
-func (p *awsProvisioner) progress(name, msg string, elapsed time.Duration) {
+func (p *Provisioner) progress(name, msg string, elapsed time.Duration) {
 	if p.hub != nil {
 		p.hub.Publish(envmgr.ProgressEvent{Env: name, Op: "ready", Type: "node", Message: msg, ElapsedMS: elapsed.Milliseconds(), Time: time.Now().UTC()})
 	}
 }
 
-func (p *awsProvisioner) Stop(ctx context.Context, name string) error { return p.tf.Stop(ctx, name) }
+func (p *Provisioner) Stop(ctx context.Context, name string) error { return p.tf.Stop(ctx, name) }
 
-var _ envmgr.Provisioner = (*awsProvisioner)(nil)
+var _ envmgr.Provisioner = (*Provisioner)(nil)
 
 // Status is not supported yet: AWS nodes are not supervised (their
 // heartbeats and EC2 tags are the way; see the renovation issue).
-func (p *awsProvisioner) Status(context.Context, string) (envmgr.NodeStatus, error) {
+func (p *Provisioner) Status(context.Context, string) (envmgr.NodeStatus, error) {
 	return envmgr.NodeStatus{}, envmgr.ErrUnsupported
 }
 
 // Refresh is not supported yet: the node reads its NATS credentials from its
 // secret at boot only, so an extension cannot reach a running node; the
 // reconciler audits that instead of claiming a re-issue.
-func (p *awsProvisioner) Refresh(context.Context, envmgr.Environment, *spec.Spec) error {
+func (p *Provisioner) Refresh(context.Context, envmgr.Environment, *spec.Spec) error {
 	return envmgr.ErrUnsupported
 }
 
 // CredsRef is the secret holding the node's NATS credentials.
-func (p *awsProvisioner) CredsRef(name string) string { return awssecrets.NATSCredsName(name) }
+func (p *Provisioner) CredsRef(name string) string { return awssecrets.NATSCredsName(name) }
 
 // Start starts the instance again and waits for the node's heartbeat.
-func (p *awsProvisioner) Start(ctx context.Context, name string) (string, error) {
+func (p *Provisioner) Start(ctx context.Context, name string) (string, error) {
 	return p.whenReady(ctx, name, func() (string, error) { return p.tf.Start(ctx, name) })
 }
 
 // Destroy destroys the resources first, then revokes the node's NATS
 // credentials and deletes the secrets they were read from.
-func (p *awsProvisioner) Destroy(ctx context.Context, name string) error {
+func (p *Provisioner) Destroy(ctx context.Context, name string) error {
 	if err := p.tf.Destroy(ctx, name); err != nil {
 		return err
 	}
@@ -235,7 +241,7 @@ func (p *awsProvisioner) Destroy(ctx context.Context, name string) error {
 
 // revoke revokes the user in the environment's stored NATS credentials.
 // Credentials already deleted (a destroy retried) are not an error.
-func (p *awsProvisioner) revoke(ctx context.Context, name string) error {
+func (p *Provisioner) revoke(ctx context.Context, name string) error {
 	creds, err := p.secrets.Get(ctx, name, awssecrets.NATSCredsName(name))
 	var missing *smtypes.ResourceNotFoundException
 	var scheduled *smtypes.InvalidRequestException // already marked for deletion

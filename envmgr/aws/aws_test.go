@@ -1,4 +1,4 @@
-package daemon
+package aws
 
 import (
 	"encoding/json"
@@ -26,7 +26,7 @@ strategy: {binary: s}
 	}
 	created := time.Date(2026, 11, 23, 1, 2, 3, 0, time.UTC)
 	e := envmgr.Environment{Name: "e1", Owner: "alice", PRNumber: 42, TTLHours: 48, CreatedAt: created}
-	c := AWSConfig{VPCID: "vpc-1", SubnetID: "subnet-1", VPNCIDR: "10.8.0.0/16", AMI: "ami-1", PaddockURL: "https://a/p",
+	c := Config{VPCID: "vpc-1", SubnetID: "subnet-1", VPNCIDR: "10.8.0.0/16", AMI: "ami-1", PaddockURL: "https://a/p",
 		PaddockSHA256: "abc", NodeNATSURL: "nats://nats.dev:4222"}
 	v1, err := moduleVars(c, e, s)
 	if err != nil {

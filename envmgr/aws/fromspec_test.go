@@ -1,4 +1,4 @@
-package daemon
+package aws
 
 import (
 	"encoding/json"
@@ -39,7 +39,7 @@ strategy: {binary: s}
 	rates, stale := map[string]string{"BTC": "60000"}, 7
 	e := envmgr.Environment{Name: "same", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
 
-	vars, err := moduleVars(AWSConfig{NodeNATSURL: "nats://10.0.0.1:4222", USDRates: rates, FeedStaleSeconds: stale}, e, s)
+	vars, err := moduleVars(Config{NodeNATSURL: "nats://10.0.0.1:4222", USDRates: rates, FeedStaleSeconds: stale}, e, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,4 +84,9 @@ strategy: {binary: s}
 	if onAWS.Risk.StartingEquityUSD != "25000" || len(onAWS.Instruments) != 3 || onAWS.Instruments[1].Quote != "BTC" || onAWS.USDRates["BTC"] != "60000" {
 		t.Errorf("AWS node config %+v", onAWS)
 	}
+}
+
+func TestMain(m *testing.M) {
+	testnode.MaybeRun()
+	os.Exit(m.Run())
 }
