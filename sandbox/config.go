@@ -115,6 +115,25 @@ func (c *Config) check() error {
 	if c.Name == "" || c.NATSURL == "" {
 		return bad("name and nats_url are required")
 	}
+	// Names become NATS subjects; durations become timers: both are
+	// bounded here, at the node's boundary, whoever wrote the file.
+	if err := proto.CheckToken(c.Name); err != nil {
+		return bad("name %q: %v", c.Name, err)
+	}
+	for _, d := range []struct {
+		field string
+		v     int
+		max   int
+	}{{"feed_stale_seconds", c.FeedStaleSeconds, 3600}, {"status_every_seconds", c.StatusEverySeconds, 3600},
+		{"risk.max_mark_age_seconds", c.Risk.MaxMarkAgeSeconds, 3600}} {
+		if d.v < 0 || d.v > d.max {
+			return bad("%s: %d is out of range (0 to %d)", d.field, d.v, d.max)
+		}
+	}
+	if st := c.Strategy; st != nil && (st.RestartMinMillis < 0 || st.RestartMaxMillis < 0 || st.RestartMinMillis > 3_600_000 ||
+		st.RestartMaxMillis > 3_600_000 || (st.RestartMaxMillis > 0 && st.RestartMinMillis > st.RestartMaxMillis)) {
+		return bad("strategy.restart_min_ms and restart_max_ms: 0 to 3600000, min at most max")
+	}
 	if c.AdminListen == "" {
 		c.AdminListen = ":8080"
 	}
@@ -126,6 +145,9 @@ func (c *Config) check() error {
 	}
 	for i := range c.Instruments {
 		in := &c.Instruments[i]
+		if proto.CheckToken(in.Venue) != nil || proto.CheckToken(in.Symbol) != nil {
+			return bad("instrument %q:%q: venue and symbol must be subject tokens", in.Venue, in.Symbol)
+		}
 		if c.Instruments[i].Quote == "" {
 			q, ok := risk.QuoteOf(in.Symbol)
 			if !ok {
