@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -46,6 +47,9 @@ type Config struct {
 	FeedStaleSeconds int
 	RecoveryDays     int // Secrets Manager recovery window on destroy (0 = at once)
 	ExtraTags        map[string]string
+	// NodeBeatTimeout is how long a running node may go without a heartbeat
+	// before its environment is reported degraded; default 30s (six beats).
+	NodeBeatTimeout time.Duration
 	// NodeReadyTimeout bounds the wait for a new or started node's first
 	// heartbeat on env.<name>.node (the node reporting ready); default 10
 	// minutes (boot, install, books joined), negative does not wait.
@@ -65,6 +69,10 @@ var ErrNodeNotReady = errors.New("aws: node did not report ready")
 // wait for the node's first heartbeat. Safe for concurrent use: the driver
 // serializes operations per environment.
 type Provisioner struct {
+	beatsSub *nats.Subscription
+	beatsMu  sync.Mutex
+	beats    map[string]beat // the last heartbeat of each environment's node
+
 	cfg     Config
 	tf      *terraform.Provisioner
 	secrets *awssecrets.Store
@@ -84,7 +92,14 @@ func New(ctx context.Context, c Config, nc *nats.Conn, hub *envmgr.ProgressHub) 
 	if c.NodeReadyTimeout == 0 {
 		c.NodeReadyTimeout = 10 * time.Minute
 	}
-	p := &Provisioner{cfg: c, secrets: store, nc: nc, hub: hub}
+	if c.NodeBeatTimeout <= 0 {
+		c.NodeBeatTimeout = 30 * time.Second
+	}
+	p := &Provisioner{cfg: c, secrets: store, nc: nc, hub: hub, beats: map[string]beat{}}
+	// Supervision: every node's heartbeat, remembered for Status.
+	if p.beatsSub, err = nc.Subscribe(client.StatusSubject("*"), p.onBeat); err != nil {
+		return nil, fmt.Errorf("subscribe to node heartbeats: %w", err)
+	}
 	tc := c.Terraform
 	tc.Vars = p.vars
 	tc.OnProgress = hub.Publish
@@ -204,10 +219,60 @@ func (p *Provisioner) Stop(ctx context.Context, name string) error { return p.tf
 
 var _ envmgr.Provisioner = (*Provisioner)(nil)
 
-// Status is not supported yet: AWS nodes are not supervised (their
-// heartbeats and EC2 tags are the way; see the renovation issue).
-func (p *Provisioner) Status(context.Context, string) (envmgr.NodeStatus, error) {
-	return envmgr.NodeStatus{}, envmgr.ErrUnsupported
+type beat struct {
+	st client.NodeStatus
+	at time.Time
+}
+
+func (p *Provisioner) onBeat(m *nats.Msg) {
+	var st client.NodeStatus
+	if json.Unmarshal(m.Data, &st) != nil || client.StatusSubject(st.Env) != m.Subject {
+		return // not a node's heartbeat, or one about another environment
+	}
+	p.beatsMu.Lock()
+	p.beats[st.Env] = beat{st: st, at: time.Now()}
+	p.beatsMu.Unlock()
+}
+
+// Close ends the heartbeat subscription.
+func (p *Provisioner) Close() { _ = p.beatsSub.Unsubscribe() }
+
+// Status is what the node's last heartbeat said: its health (books live,
+// strategy, halt), or, when the beats stopped for NodeBeatTimeout, that it
+// is silent (degraded, not restarted: a lost network is no reason to
+// re-apply). A node that said it was stopping is not running, and the
+// reconciler starts it again. With no heartbeat heard yet (a manager that
+// just started), there is no news.
+func (p *Provisioner) Status(_ context.Context, name string) (envmgr.NodeStatus, error) {
+	p.beatsMu.Lock()
+	b, ok := p.beats[name]
+	p.beatsMu.Unlock()
+	if !ok {
+		return envmgr.NodeStatus{Running: true}, nil
+	}
+	if b.st.State != client.NodeRunning {
+		return envmgr.NodeStatus{}, nil
+	}
+	st := envmgr.NodeStatus{Running: true, Health: healthOf(b.st)}
+	if silent := time.Since(b.at); silent > p.cfg.NodeBeatTimeout {
+		st.Health.Ready = false
+		st.Health.Reasons = append([]string{fmt.Sprintf("no heartbeat from the node for %v", silent.Round(time.Second))}, st.Health.Reasons...)
+	}
+	return st, nil
+}
+
+// healthOf is the manager's view of a heartbeat's health.
+func healthOf(st client.NodeStatus) *envmgr.Health {
+	if st.Health == nil {
+		return &envmgr.Health{Ready: false, Reasons: []string{"the node reports no health (an older node)"}, BooksLive: st.BooksLive, Books: st.Books, Halted: st.Halted}
+	}
+	h := st.Health
+	out := &envmgr.Health{Ready: h.Ready, Reasons: append([]string(nil), h.Reasons...), BooksLive: h.BooksLive, Books: h.Books,
+		Halted: h.Halted, HaltReason: h.HaltReason}
+	if h.Strategy != nil {
+		out.Strategy = &envmgr.StrategyHealth{Running: h.Strategy.Running, Restarts: h.Strategy.Restarts, LastExit: h.Strategy.LastExit}
+	}
+	return out
 }
 
 // Refresh is not supported yet: the node reads its NATS credentials from its

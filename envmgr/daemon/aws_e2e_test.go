@@ -118,8 +118,11 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	if _, err := c.Create(ctx, api.CreateBody{SpecYAML: spec("aws1")}); err != nil {
 		t.Fatal(err)
 	}
-	e := watch("aws1", envmgr.StateReady, envmgr.StateFailed)
-	if e.State != envmgr.StateReady {
+	// No feed runs here, so the node that reported is up but its book is
+	// never live: the heartbeat's health makes the environment degraded with
+	// that reason, as a local one would be, not ready.
+	e := watch("aws1", envmgr.StateReady, envmgr.StateDegraded, envmgr.StateFailed)
+	if e.State != envmgr.StateDegraded || !strings.Contains(e.Reason, "book binance:btcusdt is not live") || e.Health == nil || e.Health.Books != 1 {
 		t.Fatalf("aws1 %s: %s", e.State, e.Reason)
 	}
 	if e.Endpoint != "http://10.20.0.10:8080" {
@@ -169,7 +172,7 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	if _, err := c.Action(ctx, "aws1", "start", 0); err != nil {
 		t.Fatal(err)
 	}
-	if e := watch("aws1", envmgr.StateReady, envmgr.StateFailed); e.State != envmgr.StateReady {
+	if e := watch("aws1", envmgr.StateReady, envmgr.StateDegraded, envmgr.StateFailed); e.State != envmgr.StateDegraded {
 		t.Fatalf("aws1 after start %s: %s", e.State, e.Reason)
 	}
 	if m.boots() != 2 {
@@ -181,7 +184,7 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	if _, err := c.Create(ctx, api.CreateBody{SpecYAML: spec("aws2")}); err != nil {
 		t.Fatal(err)
 	}
-	if e := watch("aws2", envmgr.StateReady, envmgr.StateFailed); e.State != envmgr.StateFailed || !strings.Contains(e.Reason, "did not report ready") {
+	if e := watch("aws2", envmgr.StateReady, envmgr.StateDegraded, envmgr.StateFailed); e.State != envmgr.StateFailed || !strings.Contains(e.Reason, "did not report ready") {
 		t.Fatalf("aws2 with no node: %s (%s)", e.State, e.Reason)
 	}
 
@@ -190,7 +193,9 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 		if _, err := c.Action(ctx, name, "down", 0); err != nil {
 			t.Fatal(err)
 		}
-		if e := watch(name, envmgr.StateDestroyed, envmgr.StateFailed); e.State != envmgr.StateDestroyed {
+		// aws2 starts out failed: only destroyed (or the test's deadline)
+		// ends this wait.
+		if e := watch(name, envmgr.StateDestroyed); e.State != envmgr.StateDestroyed {
 			t.Fatalf("%s: %s (%s)", name, e.State, e.Reason)
 		}
 		if _, err := os.Stat(filepath.Join(stateDir, "terraform", name)); !errors.Is(err, fs.ErrNotExist) {

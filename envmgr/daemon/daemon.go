@@ -176,6 +176,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		if err != nil {
 			return err
 		}
+		defer ap.Close()
 		prov = ap
 	} else {
 		lp, err := local.New(lc)
