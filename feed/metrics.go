@@ -24,6 +24,7 @@ type Metrics struct {
 	lastAge       *prometheus.GaugeVec
 	inSync        *prometheus.GaugeVec
 	snapshotReqs  *prometheus.CounterVec
+	overflows     *prometheus.CounterVec
 }
 
 // NewMetrics creates the feed's metrics and registers them with reg.
@@ -68,9 +69,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Instruments whose order book is in sync."}, v),
 		snapshotReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_snapshot_requests_total",
 			Help: "Snapshot requests answered."}, v),
+		overflows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_queue_overflows_total",
+			Help: "Bounded queues that filled: rollover_held (a rollover switched early; the old connection's lag became a gap) and resync_buffer (a book's buffered diffs were dropped and its sync started over)."}, []string{"venue", "queue"}),
 	}
 	reg.MustRegister(m.connState, m.connections, m.reconnects, m.rollovers, m.frames, m.parseErrors, m.duplicates,
-		m.unknownSyms, m.gaps, m.resyncs, m.restarts, m.tradeGaps, m.published, m.publishErrors, m.latency, m.lastAge, m.inSync, m.snapshotReqs)
+		m.unknownSyms, m.gaps, m.resyncs, m.restarts, m.tradeGaps, m.published, m.publishErrors, m.latency, m.lastAge, m.inSync, m.snapshotReqs, m.overflows)
 	return m
 }
 
@@ -88,6 +91,8 @@ type VenueMetrics struct {
 	lastAge        prometheus.Gauge
 	inSync         prometheus.Gauge
 	snapshotReqs   prometheus.Counter
+	// HeldOverflows counts rollovers switched early on a full held queue.
+	HeldOverflows prometheus.Counter
 }
 
 func (m *Metrics) forVenue(venue string) *VenueMetrics {
@@ -103,6 +108,7 @@ func (m *Metrics) forVenue(venue string) *VenueMetrics {
 		lastAge:        m.lastAge.WithLabelValues(venue),
 		inSync:         m.inSync.WithLabelValues(venue),
 		snapshotReqs:   m.snapshotReqs.WithLabelValues(venue),
+		HeldOverflows:  m.overflows.WithLabelValues(venue, "rollover_held"),
 	}
 }
 
@@ -118,21 +124,23 @@ type instrumentMetrics struct {
 	publishErrors                           prometheus.Counter
 	latency                                 prometheus.Observer
 	Gaps, Resyncs, Restarts, TradeGaps      prometheus.Counter
+	bufferOverflows                         prometheus.Counter
 }
 
 func (m *Metrics) forInstrument(venue, inst string) *instrumentMetrics {
 	return &instrumentMetrics{
-		trades:        m.published.WithLabelValues(venue, inst, "trade"),
-		bbos:          m.published.WithLabelValues(venue, inst, "bbo"),
-		deltas:        m.published.WithLabelValues(venue, inst, "book_delta"),
-		snapshots:     m.published.WithLabelValues(venue, inst, "book_snapshot"),
-		resets:        m.published.WithLabelValues(venue, inst, "reset"),
-		publishErrors: m.publishErrors.WithLabelValues(venue),
-		latency:       m.latency.WithLabelValues(venue),
-		Gaps:          m.gaps.WithLabelValues(venue, inst),
-		Resyncs:       m.resyncs.WithLabelValues(venue, inst),
-		Restarts:      m.restarts.WithLabelValues(venue, inst),
-		TradeGaps:     m.tradeGaps.WithLabelValues(venue, inst),
+		trades:          m.published.WithLabelValues(venue, inst, "trade"),
+		bbos:            m.published.WithLabelValues(venue, inst, "bbo"),
+		deltas:          m.published.WithLabelValues(venue, inst, "book_delta"),
+		snapshots:       m.published.WithLabelValues(venue, inst, "book_snapshot"),
+		resets:          m.published.WithLabelValues(venue, inst, "reset"),
+		publishErrors:   m.publishErrors.WithLabelValues(venue),
+		latency:         m.latency.WithLabelValues(venue),
+		Gaps:            m.gaps.WithLabelValues(venue, inst),
+		Resyncs:         m.resyncs.WithLabelValues(venue, inst),
+		Restarts:        m.restarts.WithLabelValues(venue, inst),
+		TradeGaps:       m.tradeGaps.WithLabelValues(venue, inst),
+		bufferOverflows: m.overflows.WithLabelValues(venue, "resync_buffer"),
 	}
 }
 
@@ -143,6 +151,9 @@ func (in *Instrument) CountResync() { in.metrics.Resyncs.Inc() }
 // CountResyncRestart counts a resync started over because its update ids
 // could not converge.
 func (in *Instrument) CountResyncRestart() { in.metrics.Restarts.Inc() }
+
+// CountBufferOverflow counts a resync buffer that filled and was dropped.
+func (in *Instrument) CountBufferOverflow() { in.metrics.bufferOverflows.Inc() }
 
 // CountMissedTrades adds n trade ids that were never received.
 func (in *Instrument) CountMissedTrades(n uint64) { in.metrics.TradeGaps.Add(float64(n)) }

@@ -1,8 +1,9 @@
 // Package binance is the feed's adapter for Binance spot and USD-M
 // perpetual futures: combined-stream WebSockets, the documented diff-depth
 // synchronization with REST snapshots, and connection lifecycle (pings,
-// silence detection, backoff, serverShutdown and make-before-break rollover
-// before the 24-hour connection cap).
+// serverShutdown). Connections themselves (backoff, silence, make-before-
+// break rollover before the 24-hour cap) are feed/session's; this package
+// holds only Binance's dialect and its book synchronization.
 package binance
 
 import (
@@ -10,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/paddockhq/paddock/feed"
+	"github.com/paddockhq/paddock/internal/clock"
 	"github.com/paddockhq/paddock/proto"
 	"golang.org/x/time/rate"
 )
@@ -55,14 +56,16 @@ type Config struct {
 	ConnAttemptsPer5Min int
 	// SnapshotConcurrency bounds concurrent REST snapshot requests.
 	SnapshotConcurrency int
-	HTTPClient          *http.Client
-	Logger              *slog.Logger
-	Now                 func() time.Time
+	// MaxHeldFrames bounds the frames a rollover's new connection holds
+	// until the old one catches up (default 10,000; see feed/session).
+	MaxHeldFrames int
+	HTTPClient    *http.Client
+	Logger        *slog.Logger
+	// Clock drives every timer: reconnect backoff, silence, rollover,
+	// Retry-After waits. clock.Real by default, a fake in tests.
+	Clock clock.Clock
 	// SnapshotTimeout bounds one REST snapshot request; default 10s.
 	SnapshotTimeout time.Duration
-	// After is the clock's timer for waits the exchange dictates
-	// (Retry-After); time.After by default, a fake in tests.
-	After func(time.Duration) <-chan time.Time
 }
 
 func (c *Config) setDefaults() error {
@@ -106,11 +109,8 @@ func (c *Config) setDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.After == nil {
-		c.After = time.After
+	if c.Clock == nil {
+		c.Clock = clock.Real
 	}
 	if c.SnapshotTimeout <= 0 {
 		c.SnapshotTimeout = 10 * time.Second
@@ -126,8 +126,7 @@ type Adapter struct {
 	cfg      Config
 	out      *feed.Outlet
 	log      *slog.Logger
-	now      func() time.Time
-	after    func(time.Duration) <-chan time.Time
+	clk      clock.Clock
 	limiter  *rate.Limiter
 	fetchSem chan struct{}
 
@@ -147,7 +146,7 @@ func New(cfg Config, out *feed.Outlet) (*Adapter, error) {
 		return nil, err
 	}
 	a := &Adapter{
-		cfg: cfg, out: out, now: cfg.Now, after: cfg.After,
+		cfg: cfg, out: out, clk: cfg.Clock,
 		log:      cfg.Logger.With("component", "feed", "venue", out.Venue.String()),
 		limiter:  rate.NewLimiter(rate.Every(5*time.Minute/time.Duration(cfg.ConnAttemptsPer5Min)), 10),
 		fetchSem: make(chan struct{}, cfg.SnapshotConcurrency),
@@ -169,8 +168,16 @@ func New(cfg Config, out *feed.Outlet) (*Adapter, error) {
 		cur.streams = append(cur.streams, streams...)
 		cur.insts = append(cur.insts, st)
 	}
+	for _, sl := range a.slots {
+		var err error
+		if sl.sess, err = sl.newSession(); err != nil {
+			return nil, err
+		}
+	}
 	return a, nil
 }
+
+func (a *Adapter) now() time.Time { return a.clk.Now() }
 
 func (a *Adapter) streamsFor(in *feed.Instrument) []string {
 	var s []string
@@ -199,7 +206,7 @@ func (a *Adapter) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.run(ctx)
+			_ = s.sess.Run(ctx) // returns ctx's error
 		}()
 	}
 	wg.Wait()
@@ -211,102 +218,33 @@ func (a *Adapter) Run(ctx context.Context) error {
 func (a *Adapter) Status() feed.VenueStatus {
 	st := feed.VenueStatus{State: proto.StateConnected, LastData: a.lastData.Load()}
 	for _, s := range a.slots {
-		st.Connections += int(s.open.Load())
-		if ss := proto.State(s.state.Load()); ss != proto.StateConnected && (st.State == proto.StateConnected || ss == proto.StateDisconnected) {
+		st.Connections += s.sess.Open()
+		if ss := s.sess.State(); ss != proto.StateConnected && (st.State == proto.StateConnected || ss == proto.StateDisconnected) {
 			st.State = ss
 		}
 	}
 	return st
 }
 
-// handleFrame processes one frame from connection c. It is the hot path:
-// parsing, de-duplication, book update, encoding and publishing, with no
-// allocation in steady state.
-func (a *Adapter) handleFrame(c *wsConn, frame []byte, recv int64) {
-	a.out.Metrics.Frames.Inc()
-	ev, err := c.parser.Parse(frame)
-	if err != nil {
-		a.badFrame(err, frame)
-		return
-	}
-	switch ev.Kind {
-	case KindShutdown:
-		a.log.Warn("serverShutdown received; rolling the connection over", "conn", c.id)
-		c.shutdownOnce.Do(func() { close(c.shutdown) })
-		return
-	case KindResponse:
-		return
-	case KindError:
-		a.log.Error("binance error response", "conn", c.id, "error", string(ev.ErrorRaw))
-		return
-	case KindSnapshot, KindUnknown:
-		a.badFrame(ErrUnknownEvent, frame)
-		return
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if c.retired {
-		return // replaced by a rollover; the new connection carries on
-	}
-	if a.process(c, ev, recv) {
-		c.held = append(c.held, heldFrame{frame: append([]byte(nil), frame...), recv: recv})
-		return
-	}
-	if !c.secondary {
-		a.drainHeld(c.slot)
-	}
-}
-
-// process handles a parsed data event; it reports whether a secondary
-// connection must hold the event until the primary catches up.
-func (a *Adapter) process(c *wsConn, ev *Event, recv int64) (hold bool) {
+// process handles a parsed data event from slot s; it reports whether the
+// event must be held (secondary is true only for a rollover's newer
+// connection, which holds what the primary has not delivered yet). Caller
+// holds a.mu.
+func (a *Adapter) process(s *slot, secondary bool, ev *Event, recv int64) (hold bool) {
 	st := a.states[string(ev.Symbol)]
-	if st == nil || st.slot != c.slot {
+	if st == nil || st.slot != s {
 		a.out.Metrics.UnknownSymbols.Inc()
 		return false
 	}
 	switch ev.Kind {
 	case KindTrade, KindAggTrade:
-		return a.onTrade(c, st, ev, recv)
+		return a.onTrade(secondary, st, ev, recv)
 	case KindDepth:
-		return a.onDepth(c, st, ev, recv)
+		return a.onDepth(secondary, st, ev, recv)
 	case KindBookTicker:
 		a.onBBO(st, ev, recv)
 	}
 	return false
-}
-
-type heldFrame struct {
-	frame []byte
-	recv  int64
-}
-
-// drainHeld re-processes frames the slot's secondary connection held, now
-// that the primary may have caught up. Caller holds a.mu.
-func (a *Adapter) drainHeld(s *slot) {
-	if s.secondary != nil {
-		a.replayHeld(s.secondary)
-	}
-}
-
-// replayHeld processes c's held frames in order and keeps those still held
-// (from the first one that is held again). A connection that is no longer
-// secondary never holds, so after a rollover's switch this replays them all.
-// It returns how many frames it processed. Caller holds a.mu.
-func (a *Adapter) replayHeld(c *wsConn) int {
-	var p Parser
-	i := 0
-	for ; i < len(c.held); i++ {
-		ev, err := p.Parse(c.held[i].frame)
-		if err != nil {
-			continue // it parsed the first time; the bytes are our copy
-		}
-		if a.process(c, ev, c.held[i].recv) {
-			break
-		}
-	}
-	c.held = append(c.held[:0], c.held[i:]...)
-	return i
 }
 
 func (a *Adapter) badFrame(err error, frame []byte) {
@@ -337,22 +275,3 @@ func (r *rateLog) maybe(now time.Time, log func(suppressed int64)) {
 	}
 	log(r.suppressed.Swap(0))
 }
-
-// backoff is capped exponential backoff with equal jitter.
-type backoff struct {
-	min, max time.Duration
-	n        int
-}
-
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
-
-func (b *backoff) next() time.Duration {
-	d := b.min << min(b.n, 20)
-	if d > b.max || d <= 0 {
-		d = b.max
-	}
-	b.n++
-	return d/2 + rand.N(d/2+1)
-}
-
-func (b *backoff) reset() { b.n = 0 }

@@ -2,25 +2,30 @@ package binance
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/feed"
+	"github.com/paddockhq/paddock/feed/session"
 	"github.com/paddockhq/paddock/internal/embednats"
 	"github.com/paddockhq/paddock/internal/natstest"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // hotPath is an adapter wired to a real embedded NATS server with one
 // instrument whose book is in sync, and a connection value whose frames go
-// straight to handleFrame (the code after the WebSocket read).
+// straight to the slot's Frame (the code after the WebSocket read and the
+// session's lock, whose own cost feed/session measures).
 type hotPath struct {
-	a  *Adapter
-	c  *wsConn
-	st *instState
-	nc *nats.Conn
+	a   *Adapter
+	c   *session.Conn // a zero Conn: a primary outside any running slot
+	st  *instState
+	nc  *nats.Conn
+	reg *prometheus.Registry
 }
 
 func newHotPath(tb testing.TB) *hotPath {
@@ -30,8 +35,9 @@ func newHotPath(tb testing.TB) *hotPath {
 	// No subscriber: the server runs in this process, and its routing work
 	// would be counted as ours (allocations are counted process-wide).
 	// Fan-out is measured end to end by bench/e2e.
+	reg := prometheus.NewRegistry()
 	out, err := feed.NewOutlet(proto.VenueBinance, []string{"btcusdt"}, feed.Events{Trades: true, Orderbook: true, BBO: true}, nc,
-		feed.NewMetrics(prometheus.NewRegistry()), nil)
+		feed.NewMetrics(reg), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -49,7 +55,7 @@ func newHotPath(tb testing.TB) *hotPath {
 		tb.Fatal(err)
 	}
 	st.synced, st.lastU = true, 100
-	return &hotPath{a: a, c: &wsConn{slot: st.slot, shutdown: make(chan struct{})}, st: st, nc: nc}
+	return &hotPath{a: a, c: &session.Conn{}, st: st, nc: nc, reg: reg}
 }
 
 // frames returns n frames of one kind with consecutive ids, built before
@@ -88,11 +94,11 @@ func TestFrameToNATSAllocs(t *testing.T) {
 			now := time.Now().UnixNano()
 			// Warm up buffers before measuring.
 			for range 5 {
-				h.a.handleFrame(h.c, fs[i], now)
+				h.st.slot.Frame(h.c, fs[i], now)
 				i++
 			}
 			allocs := testing.AllocsPerRun(runs, func() {
-				h.a.handleFrame(h.c, fs[i], now)
+				h.st.slot.Frame(h.c, fs[i], now)
 				i++
 			})
 			if allocs != 0 {
@@ -124,9 +130,37 @@ func BenchmarkFrameToNATS(b *testing.B) {
 					fs = frames(kind, len(fs), uint64(i)+1)
 					b.StartTimer()
 				}
-				h.a.handleFrame(h.c, fs[i%len(fs)], now)
+				h.st.slot.Frame(h.c, fs[i%len(fs)], now)
 				i++
 			}
 		})
+	}
+}
+
+// TestResyncBufferOverflowIsCounted: diffs buffered while a snapshot does not
+// arrive are bounded; the first wave dropped the buffer silently when it
+// filled. Now each overflow is counted (and logged, rate-limited).
+func TestResyncBufferOverflowIsCounted(t *testing.T) {
+	h := newHotPath(t)
+	h.st.synced = false // waiting for a snapshot (no fetch runs: the adapter is not running)
+	fs := frames("depth10", maxBuffered+1, 1)
+	for _, f := range fs {
+		h.st.slot.Frame(h.c, f, 1)
+	}
+	got, err := testutil.GatherAndCount(h.reg, "paddock_feed_queue_overflows_total")
+	if err != nil || got == 0 {
+		t.Fatalf("overflow series: %d %v", got, err)
+	}
+	want := `
+# HELP paddock_feed_queue_overflows_total Bounded queues that filled: rollover_held (a rollover switched early; the old connection's lag became a gap) and resync_buffer (a book's buffered diffs were dropped and its sync started over).
+# TYPE paddock_feed_queue_overflows_total counter
+paddock_feed_queue_overflows_total{queue="resync_buffer",venue="binance"} 1
+paddock_feed_queue_overflows_total{queue="rollover_held",venue="binance"} 0
+`
+	if err := testutil.GatherAndCompare(h.reg, strings.NewReader(want), "paddock_feed_queue_overflows_total"); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.st.buf) != 1 {
+		t.Fatalf("%d diffs buffered after the overflow, want the newest one", len(h.st.buf))
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/paddockhq/paddock/internal/clock"
 )
 
 // TestRetryAfterIsWaitedOutInFull: a 429 with Retry-After: 11 is waited out
@@ -24,21 +26,17 @@ func TestRetryAfterIsWaitedOutInFull(t *testing.T) {
 		_, _ = w.Write([]byte(`{"lastUpdateId":1,"bids":[["1.0","1.0"]],"asks":[["2.0","1.0"]]}`))
 	}))
 	defer srv.Close()
-	waits := make(chan time.Duration, 1)
-	fire := make(chan time.Time)
+	clk := clock.NewFake(time.Unix(0, 0))
 	// The request timeout is short, so that a wait bounded by it (the bug)
 	// would end long before the fake clock fires.
 	a := &Adapter{cfg: Config{RESTURL: srv.URL, DepthLimit: 10, HTTPClient: srv.Client(), SnapshotTimeout: 50 * time.Millisecond},
-		fetchSem: make(chan struct{}, 1), now: time.Now,
-		after: func(d time.Duration) <-chan time.Time { waits <- d; return fire }}
+		fetchSem: make(chan struct{}, 1), clk: clk}
 	done := make(chan error, 1)
 	go func() {
 		_, err := a.fetchSnapshot(t.Context(), "BTCUSDT")
 		done <- err
 	}()
-	if d := <-waits; d != 11*time.Second {
-		t.Fatalf("waited %v, want the 11 s Retry-After", d)
-	}
+	clk.WaitFor(t.Context(), func(armed int) bool { return armed == 1 }) // the Retry-After wait began
 	select {
 	case err := <-done:
 		t.Fatalf("the Retry-After wait ended with the request's timeout: %v", err)
@@ -50,7 +48,16 @@ func TestRetryAfterIsWaitedOutInFull(t *testing.T) {
 		t.Fatal("the semaphore was released during the Retry-After wait")
 	default:
 	}
-	fire <- time.Now()
+	clk.Advance(11*time.Second - time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("the wait ended before the 11 s Retry-After: %v", err)
+	default:
+		if clk.Waiters() != 1 {
+			t.Fatal("the Retry-After wait is no longer armed before 11 s")
+		}
+	}
+	clk.Advance(time.Millisecond)
 	if err := <-done; err == nil {
 		t.Fatal("a 429 was not reported")
 	}

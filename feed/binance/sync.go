@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/paddockhq/paddock/feed"
+	"github.com/paddockhq/paddock/feed/session"
+	"github.com/paddockhq/paddock/internal/clock"
 	"github.com/paddockhq/paddock/proto"
 )
 
@@ -77,7 +79,7 @@ func eventTimes(ev *Event, recv int64) feed.Times {
 // aggregate trade ids) are sequential per symbol, so a jump is a loss: a
 // secondary connection holds it (the primary has not delivered the trades in
 // between yet), a primary counts the missing ids and publishes.
-func (a *Adapter) onTrade(c *wsConn, st *instState, ev *Event, recv int64) (hold bool) {
+func (a *Adapter) onTrade(secondary bool, st *instState, ev *Event, recv int64) (hold bool) {
 	if !st.in.Events.Trades {
 		return false
 	}
@@ -86,7 +88,7 @@ func (a *Adapter) onTrade(c *wsConn, st *instState, ev *Event, recv int64) (hold
 		return false
 	}
 	if st.haveTrade && ev.TradeID != st.lastTrade+1 {
-		if c.secondary {
+		if secondary {
 			return true
 		}
 		st.in.CountMissedTrades(ev.TradeID - st.lastTrade - 1)
@@ -124,7 +126,7 @@ func (a *Adapter) onBBO(st *instState, ev *Event, recv int64) {
 
 // onDepth handles a diff: buffer it while the book syncs, otherwise check
 // continuity and apply it.
-func (a *Adapter) onDepth(c *wsConn, st *instState, ev *Event, recv int64) (hold bool) {
+func (a *Adapter) onDepth(secondary bool, st *instState, ev *Event, recv int64) (hold bool) {
 	if !st.in.Events.Orderbook {
 		return false
 	}
@@ -135,6 +137,10 @@ func (a *Adapter) onDepth(c *wsConn, st *instState, ev *Event, recv int64) (hold
 			return false
 		}
 		if len(st.buf) >= maxBuffered {
+			// Counted and logged: the book stays out of sync (its Reset
+			// is already out) and the sync starts over from here.
+			st.in.CountBufferOverflow()
+			a.badEvent(fmt.Sprintf("resync buffer full (%d diffs); starting the sync over", maxBuffered), st.upper)
 			st.buf = st.buf[:0]
 		}
 		st.buf = append(st.buf, copyDepth(ev, t))
@@ -144,7 +150,7 @@ func (a *Adapter) onDepth(c *wsConn, st *instState, ev *Event, recv int64) (hold
 	switch a.continuity(st, ev.FirstID, ev.LastID, ev.PrevID, ev.HasPrev) {
 	case stale:
 		a.out.Metrics.Duplicates.Inc()
-		if !c.secondary {
+		if !secondary {
 			if st.staleRun++; st.staleRun >= maxStaleRun {
 				st.in.CountResyncRestart()
 				a.log.Warn("book is ahead of its stream; resyncing", "symbol", st.upper, "book_update_id", st.lastU, "diff_update_id", ev.LastID)
@@ -153,7 +159,7 @@ func (a *Adapter) onDepth(c *wsConn, st *instState, ev *Event, recv int64) (hold
 		}
 		return false
 	case gap:
-		if c.secondary {
+		if secondary {
 			return true
 		}
 		a.gap(st, copyDepth(ev, t))
@@ -252,7 +258,7 @@ func (a *Adapter) startResync(st *instState) {
 // diffs, the buffer empties (the connection was lost), or the adapter stops.
 func (a *Adapter) fetchLoop(st *instState) {
 	defer a.wg.Done()
-	bo := newBackoff(a.cfg.BackoffMin, a.cfg.BackoffMax)
+	bo := session.Backoff{Min: a.cfg.BackoffMin, Max: a.cfg.BackoffMax}
 	for {
 		snap, err := a.fetchSnapshot(a.ctx, st.upper)
 		a.mu.Lock()
@@ -271,13 +277,11 @@ func (a *Adapter) fetchLoop(st *instState) {
 		}
 		a.mu.Unlock()
 		a.log.Warn("depth snapshot", "symbol", st.upper, "err", err)
-		select {
-		case <-a.ctx.Done():
+		if !clock.Sleep(a.clk, bo.Next(), a.ctx.Done()) {
 			a.mu.Lock()
 			st.fetching = false
 			a.mu.Unlock()
 			return
-		case <-time.After(bo.next()):
 		}
 	}
 }
@@ -380,10 +384,7 @@ func (a *Adapter) fetchSnapshot(ctx context.Context, symbol string) (*snapshot, 
 				// Binance bans IPs that ignore Retry-After: wait it out in
 				// full (on the adapter's context, not the request's timeout),
 				// holding the semaphore so no other fetch goes out either.
-				select {
-				case <-a.after(time.Duration(min(secs, maxRetryAfter)) * time.Second):
-				case <-ctx.Done():
-				}
+				clock.Sleep(a.clk, time.Duration(min(secs, maxRetryAfter))*time.Second, ctx.Done())
 			}
 		}
 		return nil, fmt.Errorf("GET %s: status %d: %.200s", url, resp.StatusCode, body)
