@@ -137,7 +137,7 @@ type Adapter struct {
 	wg     sync.WaitGroup  // fetch loops
 
 	lastData atomic.Int64
-	badLog   rateLog
+	badLog   feed.RateLog
 }
 
 // New creates an adapter for the outlet's instruments.
@@ -249,29 +249,14 @@ func (a *Adapter) process(s *slot, secondary bool, ev *Event, recv int64) (hold 
 
 func (a *Adapter) badFrame(err error, frame []byte) {
 	a.out.Metrics.ParseError(err.Error())
-	a.badLog.maybe(a.now(), func(suppressed int64) {
+	a.badLog.Maybe(a.now(), func(suppressed int64) {
 		a.log.Warn("dropped a frame", "err", err, "sample", fmt.Sprintf("%.200q", frame), "suppressed_since_last_log", suppressed)
 	})
 }
 
 func (a *Adapter) badEvent(what, symbol string) {
 	a.out.Metrics.ParseError("unencodable")
-	a.badLog.maybe(a.now(), func(suppressed int64) {
+	a.badLog.Maybe(a.now(), func(suppressed int64) {
 		a.log.Warn("dropped an event", "symbol", symbol, "err", what, "suppressed_since_last_log", suppressed)
 	})
-}
-
-// rateLog lets one log line through per interval and counts the rest.
-type rateLog struct {
-	last       atomic.Int64
-	suppressed atomic.Int64
-}
-
-func (r *rateLog) maybe(now time.Time, log func(suppressed int64)) {
-	last := r.last.Load()
-	if now.UnixNano()-last < int64(5*time.Second) || !r.last.CompareAndSwap(last, now.UnixNano()) {
-		r.suppressed.Add(1)
-		return
-	}
-	log(r.suppressed.Swap(0))
 }

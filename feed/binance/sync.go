@@ -140,7 +140,9 @@ func (a *Adapter) onDepth(secondary bool, st *instState, ev *Event, recv int64) 
 			// Counted and logged: the book stays out of sync (its Reset
 			// is already out) and the sync starts over from here.
 			st.in.CountBufferOverflow()
-			a.badEvent(fmt.Sprintf("resync buffer full (%d diffs); starting the sync over", maxBuffered), st.upper)
+			a.badLog.Maybe(a.now(), func(suppressed int64) {
+				a.log.Warn("resync buffer full; starting the sync over", "symbol", st.upper, "diffs", maxBuffered, "suppressed_since_last_log", suppressed)
+			})
 			st.buf = st.buf[:0]
 		}
 		st.buf = append(st.buf, copyDepth(ev, t))
