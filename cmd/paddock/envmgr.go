@@ -93,6 +93,7 @@ type awsFile struct {
 	AMI             string            `yaml:"ami_id"`
 	InstanceType    string            `yaml:"instance_type"`
 	PaddockURL      string            `yaml:"paddock_url"`
+	ArtifactBucket  string            `yaml:"artifact_bucket"` // strategies/<sha256> objects the nodes download
 	PaddockSHA256   string            `yaml:"paddock_sha256"`
 	NodeNATSURL     string            `yaml:"node_nats_url"`
 	RecoveryDays    int               `yaml:"secrets_recovery_days"`
@@ -112,7 +113,7 @@ func loadAWSConfig(path string) (*aws.Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	for name, v := range map[string]string{"vpc_id": f.VPCID, "subnet_id": f.SubnetID, "vpn_cidr": f.VPNCIDR, "ami_id": f.AMI,
-		"paddock_url": f.PaddockURL, "paddock_sha256": f.PaddockSHA256, "node_nats_url": f.NodeNATSURL, "region": f.Region} {
+		"paddock_url": f.PaddockURL, "paddock_sha256": f.PaddockSHA256, "node_nats_url": f.NodeNATSURL, "region": f.Region, "artifact_bucket": f.ArtifactBucket} {
 		if v == "" {
 			return nil, fmt.Errorf("%s: %s is required", path, name)
 		}
@@ -131,6 +132,6 @@ func loadAWSConfig(path string) (*aws.Config, error) {
 			Backend: terraform.Backend{S3Bucket: f.S3Bucket, S3KeyPrefix: f.S3KeyPrefix, S3Region: f.Region, S3Endpoint: f.Endpoint}},
 		Region: f.Region, Endpoint: f.Endpoint, VPCID: f.VPCID, SubnetID: f.SubnetID, VPNCIDR: f.VPNCIDR, AMI: f.AMI,
 		InstanceType: f.InstanceType, PaddockURL: f.PaddockURL, PaddockSHA256: f.PaddockSHA256, NodeNATSURL: f.NodeNATSURL,
-		RecoveryDays: f.RecoveryDays, ExtraTags: f.Tags, NodeReadyTimeout: ready,
+		RecoveryDays: f.RecoveryDays, ExtraTags: f.Tags, NodeReadyTimeout: ready, ArtifactBucket: f.ArtifactBucket,
 	}, nil
 }

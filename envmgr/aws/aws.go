@@ -1,6 +1,7 @@
 // Package aws provisions environments on AWS: each a node from the
 // dev-trading-env Terraform module (envmgr/terraform runs it), its
 // sandbox-only secrets in Secrets Manager (envmgr/awssecrets), and
+// its strategy as a content-addressed S3 artifact (artifacts.go), and
 // readiness from the node's first heartbeat on env.<name>.node. It
 // implements envmgr.Provisioner; envmgr/daemon wires it in when the manager
 // is given an AWS configuration.
@@ -15,10 +16,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/artifact"
 	"github.com/paddockhq/paddock/envmgr/awssecrets"
 	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/envmgr/terraform"
@@ -40,7 +43,16 @@ type Config struct {
 	InstanceType  string // default c6i.2xlarge (the module's)
 	PaddockURL    string // the node binary's artifact
 	PaddockSHA256 string
-	NodeNATSURL   string // how nodes in the VPC reach NATS
+	// SourceDir is the checkout strategy paths are relative to, StateDir
+	// the manager's (which a strategy path must not reach into).
+	SourceDir, StateDir string
+	// ArtifactBucket holds strategies at strategies/<sha256>; the node's
+	// role may read that prefix only. Required: every spec has a strategy.
+	ArtifactBucket string
+	// StrategyTarget is the platform strategies are built for (default
+	// linux/amd64, the c6i node's).
+	StrategyTarget artifact.Target
+	NodeNATSURL    string // how nodes in the VPC reach NATS
 	// USDRates and FeedStaleSeconds pass through to every node's
 	// configuration, as the local provisioner's do (sandbox.Placement).
 	USDRates         map[string]string
@@ -61,6 +73,9 @@ type Config struct {
 	RevokeNATSCreds func(ctx context.Context, userPub string) error
 }
 
+// defaultTarget is a c6i node's platform.
+var defaultTarget = artifact.Target{GOOS: "linux", GOARCH: "amd64"}
+
 // ErrNodeNotReady is returned when a provisioned node does not report ready
 // in time.
 var ErrNodeNotReady = errors.New("aws: node did not report ready")
@@ -76,11 +91,21 @@ type Provisioner struct {
 	cfg     Config
 	tf      *terraform.Provisioner
 	secrets *awssecrets.Store
+	s3      *s3.Client
 	nc      *nats.Conn
 	hub     *envmgr.ProgressHub
+
+	artMu     sync.Mutex
+	artifacts map[string]*strategyArtifact // by environment, between upload and apply
 }
 
 func New(ctx context.Context, c Config, nc *nats.Conn, hub *envmgr.ProgressHub) (*Provisioner, error) {
+	if c.SourceDir == "" || c.ArtifactBucket == "" {
+		return nil, errors.New("aws: a source directory (strategies are built from it) and an artifact bucket (nodes download them from it) are required")
+	}
+	if c.StrategyTarget == (artifact.Target{}) {
+		c.StrategyTarget = defaultTarget
+	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(c.Region))
 	if err != nil {
 		return nil, fmt.Errorf("aws config: %w", err)
@@ -95,7 +120,8 @@ func New(ctx context.Context, c Config, nc *nats.Conn, hub *envmgr.ProgressHub) 
 	if c.NodeBeatTimeout <= 0 {
 		c.NodeBeatTimeout = 30 * time.Second
 	}
-	p := &Provisioner{cfg: c, secrets: store, nc: nc, hub: hub, beats: map[string]beat{}}
+	p := &Provisioner{cfg: c, secrets: store, nc: nc, hub: hub, beats: map[string]beat{}, artifacts: map[string]*strategyArtifact{},
+		s3: newS3(awsCfg, c.Endpoint)}
 	// Supervision: every node's heartbeat, remembered for Status.
 	if p.beatsSub, err = nc.Subscribe(client.StatusSubject("*"), p.onBeat); err != nil {
 		return nil, fmt.Errorf("subscribe to node heartbeats: %w", err)
@@ -117,11 +143,19 @@ func New(ctx context.Context, c Config, nc *nats.Conn, hub *envmgr.ProgressHub) 
 
 // moduleVars builds the module's variables. Only references to secrets go
 // in; the node fetches values at boot with its instance role.
-func moduleVars(c Config, e envmgr.Environment, s *spec.Spec) (map[string]any, error) {
-	// The inbox prefix is the one the node's scoped credentials allow.
+func moduleVars(c Config, e envmgr.Environment, s *spec.Spec, art *strategyArtifact) (map[string]any, error) {
+	if art == nil {
+		return nil, fmt.Errorf("environment %s has no strategy artifact", e.Name)
+	}
+	// The inbox prefix is the one the node's scoped credentials allow; the
+	// strategy paths are the ones the user data installs to.
+	st := &sandbox.StrategyConfig{Command: []string{NodeStrategyPath}, Dir: "/var/lib/paddock"}
+	if art.configSHA != "" {
+		st.Config = NodeStrategyConfigPath
+	}
 	nc := sandbox.FromSpec(e.Name, s, sandbox.Placement{NATSURL: c.NodeNATSURL, NATSCreds: "/etc/paddock/node.creds", AdminListen: ":8080",
 		InboxPrefix: natsauth.InboxPrefix(e.Name), APIKeyFile: "/etc/paddock/api-key", AdminKeyFile: "/etc/paddock/admin-key",
-		USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds})
+		USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds, Strategy: st})
 	raw, err := json.Marshal(nc)
 	if err != nil {
 		return nil, err
@@ -135,7 +169,8 @@ func moduleVars(c Config, e envmgr.Environment, s *spec.Spec) (map[string]any, e
 		"created_at": created.UTC().Format(time.RFC3339), "ami_id": c.AMI, "vpc_id": c.VPCID, "subnet_id": c.SubnetID,
 		"vpn_cidr": c.VPNCIDR, "paddock_url": c.PaddockURL, "paddock_sha256": c.PaddockSHA256,
 		"node_config_json": string(raw), "nats_creds_secret": awssecrets.NATSCredsName(e.Name),
-		"extra_tags": c.ExtraTags,
+		"extra_tags": c.ExtraTags, "artifact_bucket": c.ArtifactBucket, "strategy_sha256": art.sha,
+		"strategy_config_sha256": art.configSHA,
 	}
 	if c.InstanceType != "" {
 		v["instance_type"] = c.InstanceType
@@ -147,7 +182,10 @@ func moduleVars(c Config, e envmgr.Environment, s *spec.Spec) (map[string]any, e
 }
 
 func (p *Provisioner) vars(e envmgr.Environment, s *spec.Spec) (map[string]any, error) {
-	return moduleVars(p.cfg, e, s)
+	p.artMu.Lock()
+	art := p.artifacts[e.Name]
+	p.artMu.Unlock()
+	return moduleVars(p.cfg, e, s, art)
 }
 
 // Provision stores the environment's secrets, applies the module and waits
@@ -169,6 +207,19 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 			return "", err
 		}
 	}
+	art, err := p.uploadStrategy(ctx, e.Name, s)
+	if err != nil {
+		return "", fmt.Errorf("provision %s: strategy: %w", e.Name, err)
+	}
+	p.progress(e.Name, fmt.Sprintf("strategy %s stored as s3://%s/%s", s.Strategy.Binary, p.cfg.ArtifactBucket, artifactKey(art.sha)), 0)
+	p.artMu.Lock()
+	p.artifacts[e.Name] = art
+	p.artMu.Unlock()
+	defer func() {
+		p.artMu.Lock()
+		delete(p.artifacts, e.Name)
+		p.artMu.Unlock()
+	}()
 	return p.whenReady(ctx, e.Name, func() (string, error) { return p.tf.Provision(ctx, e, s) })
 }
 

@@ -28,11 +28,11 @@ strategy: {binary: s}
 	e := envmgr.Environment{Name: "e1", Owner: "alice", PRNumber: 42, TTLHours: 48, CreatedAt: created}
 	c := Config{VPCID: "vpc-1", SubnetID: "subnet-1", VPNCIDR: "10.8.0.0/16", AMI: "ami-1", PaddockURL: "https://a/p",
 		PaddockSHA256: "abc", NodeNATSURL: "nats://nats.dev:4222"}
-	v1, err := moduleVars(c, e, s)
+	v1, err := moduleVars(c, e, s, testArtifact)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2, _ := moduleVars(c, e, s)
+	v2, _ := moduleVars(c, e, s, testArtifact)
 	a, _ := json.Marshal(v1)
 	b, _ := json.Marshal(v2)
 	if string(a) != string(b) || v1["created_at"] != "2026-11-23T01:02:03Z" || v1["pr_number"] != 42 {
@@ -49,7 +49,10 @@ strategy: {binary: s}
 	if strings.Contains(string(a), "BEGIN NATS") || strings.Contains(string(a), "SUAK") {
 		t.Fatal("a secret value in the module's variables")
 	}
-	if _, err := moduleVars(c, envmgr.Environment{Name: "e2"}, s); err == nil {
+	if _, err := moduleVars(c, envmgr.Environment{Name: "e2"}, s, testArtifact); err == nil {
 		t.Fatal("an environment without a creation time")
 	}
 }
+
+// testArtifact stands for an uploaded strategy in tests of the variables.
+var testArtifact = &strategyArtifact{sha: strings.Repeat("0f", 32)}

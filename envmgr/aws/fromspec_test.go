@@ -39,7 +39,7 @@ strategy: {binary: s}
 	rates, stale := map[string]string{"BTC": "60000"}, 7
 	e := envmgr.Environment{Name: "same", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
 
-	vars, err := moduleVars(Config{NodeNATSURL: "nats://10.0.0.1:4222", USDRates: rates, FeedStaleSeconds: stale}, e, s)
+	vars, err := moduleVars(Config{NodeNATSURL: "nats://10.0.0.1:4222", USDRates: rates, FeedStaleSeconds: stale}, e, s, testArtifact)
 	if err != nil {
 		t.Fatal(err)
 	}

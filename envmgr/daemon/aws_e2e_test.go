@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -13,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/paddockhq/paddock/envmgr/aws"
 
 	"github.com/nats-io/nats.go"
@@ -46,6 +51,25 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	awsCfg, endpoint := mototest.AWSConfig(t)
 	dir := t.TempDir()
 	module := standinModule(t, filepath.Join(dir, "module"))
+	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.BaseEndpoint = &endpoint; o.UsePathStyle = true })
+	const bucket = "paddock-artifacts"
+	if _, err := s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: sdkaws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	// The checkout the strategy is declared in: an executable (taken as is)
+	// that leaves a mark in its working directory, and its configuration.
+	src := filepath.Join(dir, "src")
+	strategy := "#!/bin/sh\necho \"started with $PADDOCK_STRATEGY_CONFIG\" > started\nexec sleep 600\n"
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "s"), []byte(strategy), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "s.yaml"), []byte("edge: 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	strategySHA := sha256.Sum256([]byte(strategy))
 
 	ns, authDir := operatorNATS(t, dir)
 
@@ -56,13 +80,13 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	started := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{NoFeedCheck: true, NATSURL: ns.ClientURL(), Listen: "127.0.0.1:0", StateDir: stateDir, Tokens: tokens, AuthDir: authDir,
+		done <- Run(ctx, Config{NoFeedCheck: true, NATSURL: ns.ClientURL(), Listen: "127.0.0.1:0", StateDir: stateDir, Tokens: tokens, AuthDir: authDir, SourceDir: src,
 			ReconcileEvery: time.Hour, // only API changes drive the reconciler here
 			AWS: &aws.Config{
 				Terraform: terraform.Config{Binary: bin, ModuleDir: module, PluginMirror: mirror, InterruptGrace: 5 * time.Second},
 				Region:    "us-east-1", Endpoint: endpoint, VPCID: "vpc-1", SubnetID: "subnet-1", VPNCIDR: "10.8.0.0/16",
 				AMI: "ami-12345678", PaddockURL: "https://artifacts.example/paddock", PaddockSHA256: strings.Repeat("ab", 32),
-				NodeNATSURL: ns.ClientURL(), NodeReadyTimeout: 8 * time.Second,
+				NodeNATSURL: ns.ClientURL(), NodeReadyTimeout: 8 * time.Second, ArtifactBucket: bucket,
 			}}, nil, func(s Started) { started <- s.APIURL })
 	}()
 	var url string
@@ -76,7 +100,7 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &machine{t: t, dir: filepath.Join(stateDir, "terraform", "aws1"), secrets: secrets}
+	m := &machine{t: t, dir: filepath.Join(stateDir, "terraform", "aws1"), secrets: secrets, s3: s3c}
 	go m.run(ctx)
 	defer m.stop()
 
@@ -97,7 +121,7 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	spec := func(name string) string {
 		return "version: 1\nenvironment: {name: " + name + "}\n" +
 			"exchanges: [{name: binance, type: spot, sandbox: true, instruments: [BTC/USDT]}]\n" +
-			"market_data: {mode: live}\nrisk_config: {max_position_usd: 1000, max_drawdown_pct: 5, max_order_rate: 10}\nstrategy: {binary: s}\n"
+			"market_data: {mode: live}\nrisk_config: {max_position_usd: 1000, max_drawdown_pct: 5, max_order_rate: 10}\nstrategy: {binary: s, config: s.yaml}\n"
 	}
 
 	// The node's snapshot requests (seen here as the feed sees them) must come back through the inbox its
@@ -139,6 +163,19 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 		t.Fatalf("snapshot request replies to %q, outside the environment's inbox", req.Reply)
 	}
 	inst := m.instance()
+	// The declared strategy runs on the machine, from the S3 artifact whose
+	// key is its digest, with its configuration delivered the same way.
+	if inst.StrategySHA256 != hex.EncodeToString(strategySHA[:]) || inst.ArtifactBucket != bucket {
+		t.Fatalf("the module got strategy %q in %q, want the declared binary's digest %x in %s", inst.StrategySHA256, inst.ArtifactBucket, strategySHA, bucket)
+	}
+	for _, want := range []string{"s3://${artifact_bucket}/strategies/$1", "sha256sum -c", "refusing to start the node", "'" + inst.StrategySHA256 + "'"} {
+		if !strings.Contains(inst.UserData, strings.ReplaceAll(want, "${artifact_bucket}", bucket)) {
+			t.Errorf("the user data lacks %q", want)
+		}
+	}
+	if got := m.waitStrategyStarted(); got != "started with "+m.strategyConfigPath()+"\n" {
+		t.Fatalf("the strategy left %q", got)
+	}
 	for _, s := range []string{awssecrets.NATSCredsName("aws1"), awssecrets.APIKeyName("aws1"), awssecrets.AdminKeyName("aws1")} {
 		if !strings.Contains(inst.UserData, "'"+s+"'") {
 			t.Errorf("the user data does not fetch %s", s)
@@ -177,6 +214,29 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	}
 	if m.boots() != 2 {
 		t.Fatalf("%d node boots after a stop and a start, want 2", m.boots())
+	}
+
+	// An artifact whose content no longer matches its digest (tampered in
+	// the bucket) is refused at boot: no node starts, and the start fails
+	// instead of reporting ready.
+	if _, err := c.Action(ctx, "aws1", "stop", 0); err != nil {
+		t.Fatal(err)
+	}
+	if e := watch("aws1", envmgr.StateStopped, envmgr.StateFailed); e.State != envmgr.StateStopped {
+		t.Fatalf("aws1 %s: %s", e.State, e.Reason)
+	}
+	key := "strategies/" + inst.StrategySHA256
+	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: sdkaws.String(bucket), Key: &key, Body: strings.NewReader("#!/bin/sh\nexec /usr/bin/id\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Action(ctx, "aws1", "start", 0); err != nil {
+		t.Fatal(err)
+	}
+	if e := watch("aws1", envmgr.StateReady, envmgr.StateDegraded, envmgr.StateFailed); e.State != envmgr.StateFailed || !strings.Contains(e.Reason, "did not report ready") {
+		t.Fatalf("aws1 with a tampered strategy: %s (%s)", e.State, e.Reason)
+	}
+	if m.boots() != 2 || m.refusals() == 0 {
+		t.Fatalf("%d boots and %d refusals with a tampered strategy, want no boot", m.boots(), m.refusals())
 	}
 
 	// An instance whose node never reports ready fails the environment
@@ -281,6 +341,9 @@ type instanceDoc struct {
 	APIKeySecret    string            `json:"api_key_secret"`
 	AdminKeySecret  string            `json:"admin_key_secret"`
 	UserData        string            `json:"user_data"`
+	ArtifactBucket  string            `json:"artifact_bucket"`
+	StrategySHA256  string            `json:"strategy_sha256"`
+	StrategyConfig  string            `json:"strategy_config"`
 	Tags            map[string]string `json:"tags"`
 }
 
@@ -290,12 +353,16 @@ type machine struct {
 	t       *testing.T
 	dir     string // aws1's Terraform working directory
 	secrets *awssecrets.Store
+	s3      *s3.Client
 
-	mu      sync.Mutex
-	inst    instanceDoc
-	values  map[string]string
-	nboots  int
-	stopper func()
+	mu         sync.Mutex
+	etc        string // the last boot's /etc/paddock and /var/lib/paddock
+	refused    int    // boots refused because an artifact did not match its digest
+	refusedRaw string // the instance document last refused (not retried until it changes)
+	inst       instanceDoc
+	values     map[string]string
+	nboots     int
+	stopper    func()
 }
 
 // run polls instance.json (written by Terraform in another process) and
@@ -305,8 +372,8 @@ func (m *machine) run(ctx context.Context) {
 		raw, err := os.ReadFile(filepath.Join(m.dir, "instance.json"))
 		var doc instanceDoc
 		want := err == nil && json.Unmarshal(raw, &doc) == nil && doc.Running
-		if want && !m.running() {
-			m.boot(ctx, doc)
+		if want && !m.running() && !m.refusedDoc(raw) {
+			m.boot(ctx, doc, raw)
 		} else if !want && m.running() {
 			m.stop()
 		}
@@ -320,7 +387,7 @@ func (m *machine) run(ctx context.Context) {
 // boot does what the user data does: fetch the secrets it names, write the
 // node's configuration, start `paddock node`. Paths move from /etc/paddock
 // to a temporary directory and the admin API to a free loopback port.
-func (m *machine) boot(ctx context.Context, doc instanceDoc) {
+func (m *machine) boot(ctx context.Context, doc instanceDoc, raw []byte) {
 	etc := m.t.TempDir()
 	values := map[string]string{}
 	for name, file := range map[string]string{doc.NATSCredsSecret: "node.creds", doc.APIKeySecret: "api-key", doc.AdminKeySecret: "admin-key"} {
@@ -344,6 +411,22 @@ func (m *machine) boot(ctx context.Context, doc instanceDoc) {
 		m.t.Errorf("boot: the node config does not use the files the user data writes: %+v", c)
 	}
 	c.NATSCreds, c.APIKeyFile, c.AdminKeyFile = filepath.Join(etc, "node.creds"), filepath.Join(etc, "api-key"), filepath.Join(etc, "admin-key")
+	// The strategy and its configuration: downloaded by digest, refused on
+	// a mismatch, as the user data's artifact() does.
+	if c.Strategy == nil || len(c.Strategy.Command) != 1 || c.Strategy.Command[0] != aws.NodeStrategyPath || c.Strategy.Config != aws.NodeStrategyConfigPath {
+		m.t.Errorf("boot: the node config does not run the strategy the user data installs: %+v", c.Strategy)
+		return
+	}
+	for sha, file := range map[string]string{doc.StrategySHA256: "strategy", doc.StrategyConfig: "strategy-config"} {
+		if err := m.artifact(ctx, doc.ArtifactBucket, sha, filepath.Join(etc, file)); err != nil {
+			m.mu.Lock()
+			m.refused++
+			m.refusedRaw = string(raw)
+			m.mu.Unlock()
+			return
+		}
+	}
+	c.Strategy.Command, c.Strategy.Config, c.Strategy.Dir = []string{filepath.Join(etc, "strategy")}, filepath.Join(etc, "strategy-config"), etc
 	c.AdminListen = "127.0.0.1:0"
 	n, err := sandbox.Start(&c, nil)
 	if err != nil {
@@ -359,7 +442,7 @@ func (m *machine) boot(ctx context.Context, doc instanceDoc) {
 		}
 	}()
 	m.mu.Lock()
-	m.inst, m.values, m.nboots = doc, values, m.nboots+1
+	m.inst, m.values, m.nboots, m.etc = doc, values, m.nboots+1, etc
 	m.stopper = func() { stop(); <-ended }
 	m.mu.Unlock()
 }
@@ -411,4 +494,60 @@ func (m *machine) rawState() string {
 	defer f.Close()
 	raw, _ := io.ReadAll(f)
 	return string(raw)
+}
+
+// artifact downloads s3://bucket/strategies/<sha> to path and checks its
+// digest, as the user data does; a mismatch is an error.
+func (m *machine) artifact(ctx context.Context, bucket, sha, path string) error {
+	out, err := m.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: sdkaws.String("strategies/" + sha)})
+	if err != nil {
+		m.t.Errorf("boot: download %s: %v", sha, err)
+		return err
+	}
+	defer out.Body.Close()
+	raw, err := io.ReadAll(out.Body)
+	if err != nil {
+		return err
+	}
+	if got := sha256.Sum256(raw); hex.EncodeToString(got[:]) != sha {
+		return fmt.Errorf("%s does not match its digest", path)
+	}
+	return os.WriteFile(path, raw, 0o755)
+}
+
+func (m *machine) refusedDoc(raw []byte) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refusedRaw == string(raw)
+}
+
+func (m *machine) refusals() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refused
+}
+
+func (m *machine) strategyConfigPath() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return filepath.Join(m.etc, "strategy-config")
+}
+
+// waitStrategyStarted returns what the strategy wrote to its working
+// directory once it has written it.
+func (m *machine) waitStrategyStarted() string {
+	m.mu.Lock()
+	etc := m.etc
+	m.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for { // polls: the node starts the strategy in another process
+		raw, err := os.ReadFile(filepath.Join(etc, "started"))
+		if err == nil && len(raw) > 0 && raw[len(raw)-1] == '\n' {
+			return string(raw)
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("the strategy never started on the machine (%v)", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -156,6 +156,12 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		ac := *c.AWS
 		ac.Terraform.Logger = log
 		ac.USDRates, ac.FeedStaleSeconds = c.USDRates, c.FeedStaleSeconds
+		if ac.SourceDir == "" {
+			ac.SourceDir = c.SourceDir
+		}
+		if ac.StateDir == "" {
+			ac.StateDir = c.StateDir
+		}
 		ac.Terraform.Audit = func(ctx context.Context, r envmgr.AuditRecord) {
 			if err := store.AppendAudit(ctx, r); err != nil {
 				log.Error("audit write failed", "env", r.Env, "err", err)

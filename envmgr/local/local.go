@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/artifact"
 	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/sandbox"
 )
@@ -164,29 +165,14 @@ func ensureKey(path string) error {
 // strategy resolves the declared strategy against SourceDir: a directory
 // of Go code is built into the node's directory, an executable runs as is.
 func (p *Provisioner) strategy(ctx context.Context, name string, s *spec.Spec) (*sandbox.StrategyConfig, error) {
-	src, err := p.inSource(s.Strategy.Binary)
+	src := p.source()
+	bin, err := src.Strategy(ctx, s.Strategy.Binary, filepath.Join(p.dir(name), "strategy"), artifact.Target{})
 	if err != nil {
 		return nil, err
-	}
-	st, err := os.Stat(src)
-	if err != nil {
-		return nil, err
-	}
-	bin := src
-	if st.IsDir() {
-		bin = filepath.Join(p.dir(name), "strategy")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
-		cmd.Dir = src
-		cmd.Env = buildEnv()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build %s: %w\n%s", s.Strategy.Binary, err, out)
-		}
-	} else if st.Mode()&0o111 == 0 {
-		return nil, fmt.Errorf("%s is neither a directory of Go code nor an executable", s.Strategy.Binary)
 	}
 	c := &sandbox.StrategyConfig{Command: []string{bin}, Dir: p.dir(name)}
 	if s.Strategy.Config != "" {
-		cfg, err := p.inSource(s.Strategy.Config)
+		cfg, err := src.Resolve(s.Strategy.Config)
 		if err != nil {
 			return nil, fmt.Errorf("config %w", err)
 		}
@@ -195,78 +181,9 @@ func (p *Provisioner) strategy(ctx context.Context, name string, s *spec.Spec) (
 	return c, nil
 }
 
-// inSource resolves a path from a .dev-env.yaml to its real location, with
-// every symbolic link followed, and refuses it unless it lies inside the
-// source checkout, outside its .git and outside the state directory: a link
-// in a checkout must not run /usr/bin/id or another environment's binary.
-func (p *Provisioner) inSource(rel string) (string, error) {
-	root, err := filepath.EvalSymlinks(p.cfg.SourceDir)
-	if err != nil {
-		return "", fmt.Errorf("source directory %s: %w", p.cfg.SourceDir, err)
-	}
-	real, err := filepath.EvalSymlinks(filepath.Join(root, filepath.FromSlash(rel)))
-	if err != nil {
-		return "", fmt.Errorf("%s not found under %s: %w", rel, p.cfg.SourceDir, err)
-	}
-	if !within(root, real) {
-		return "", fmt.Errorf("%s resolves to %s, outside the source directory %s", rel, real, root)
-	}
-	if within(filepath.Join(root, ".git"), real) {
-		return "", fmt.Errorf("%s resolves into the repository's .git directory", rel)
-	}
-	if state, err := filepath.EvalSymlinks(p.cfg.StateDir); err == nil && within(state, real) {
-		return "", fmt.Errorf("%s resolves into the manager's state directory %s", rel, state)
-	}
-	return real, nil
+func (p *Provisioner) source() artifact.Source {
+	return artifact.Source{Dir: p.cfg.SourceDir, StateDir: p.cfg.StateDir}
 }
-
-// within reports whether path is dir or below it (both cleaned, absolute).
-func within(dir, path string) bool {
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
-}
-
-// MinimalEnv is the environment every child the manager starts gets
-// (nodes, strategy builds): no credentials or settings of the manager's own,
-// such as AWS_SECRET_ACCESS_KEY, only what finding programs and a home
-// directory need.
-func MinimalEnv() []string {
-	env := []string{"PATH=" + envOr("PATH", "/usr/local/bin:/usr/bin:/bin")}
-	for _, k := range []string{"HOME", "TMPDIR", "TZ", "LANG"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-// buildEnv is MinimalEnv plus the Go settings a build needs (its caches and
-// module proxy), read once from `go env` with the manager's environment.
-var buildEnv = sync.OnceValue(func() []string {
-	env := MinimalEnv()
-	keys := []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOFLAGS", "GOTOOLCHAIN", "GOROOT"}
-	out, err := exec.Command("go", append([]string{"env", "-json"}, keys...)...).Output()
-	if err != nil {
-		return env
-	}
-	var vals map[string]string
-	if json.Unmarshal(out, &vals) != nil {
-		return env
-	}
-	for _, k := range keys {
-		if v := vals[k]; v != "" {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
-})
 
 func (p *Provisioner) usersPath(name string) string { return filepath.Join(p.dir(name), "nats-users") }
 
@@ -531,10 +448,10 @@ func (p *Provisioner) ensureRunning(ctx context.Context, name string) (string, e
 	return p.waitReady(ctx, name)
 }
 
-// nodeEnv is the node's environment: MinimalEnv plus the PADDOCK_ settings
+// nodeEnv is the node's environment: artifact.MinimalEnv plus the PADDOCK_ settings
 // the node command itself chose (a test's stand-in node sets some).
 func nodeEnv(cmdEnv []string) []string {
-	env := MinimalEnv()
+	env := artifact.MinimalEnv()
 	for _, kv := range cmdEnv {
 		if strings.HasPrefix(kv, "PADDOCK_") {
 			env = append(env, kv)

@@ -35,6 +35,24 @@ data "aws_iam_policy_document" "secrets" {
   }
 }
 
+# Strategy artifacts: read-only, and only the content-addressed prefix.
+data "aws_iam_policy_document" "artifacts" {
+  count = var.artifact_bucket == "" ? 0 : 1
+  statement {
+    sid       = "ReadStrategyArtifacts"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["arn:${data.aws_partition.current.partition}:s3:::${var.artifact_bucket}/strategies/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "artifacts" {
+  count  = var.artifact_bucket == "" ? 0 : 1
+  name   = "${local.name}-artifacts"
+  role   = aws_iam_role.node.id
+  policy = data.aws_iam_policy_document.artifacts[0].json
+}
+
 resource "aws_iam_role" "node" {
   name               = local.name
   assume_role_policy = data.aws_iam_policy_document.assume.json

@@ -31,5 +31,8 @@ locals {
     api_key_secret    = local.api_key_secret
     admin_key_secret  = local.admin_key_secret
     admin_port        = var.admin_port
+    artifact_bucket   = var.artifact_bucket
+    strategy_sha256   = var.strategy_sha256
+    strategy_config   = var.strategy_config_sha256
   })
 }

@@ -82,6 +82,36 @@ variable "paddock_sha256" {
   type        = string
 }
 
+variable "artifact_bucket" {
+  description = "The S3 bucket holding strategy artifacts under strategies/<sha256> (content-addressed); empty when the node runs no strategy."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.artifact_bucket == "" || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.artifact_bucket))
+    error_message = "artifact_bucket must be an S3 bucket name."
+  }
+}
+
+variable "strategy_sha256" {
+  description = "The SHA-256 of the strategy executable, which is also its key (strategies/<sha256>); user data refuses to start the node on any other content. Empty: no strategy."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.strategy_sha256 == "" || can(regex("^[0-9a-f]{64}$", var.strategy_sha256))
+    error_message = "strategy_sha256 must be 64 lower-case hex digits."
+  }
+}
+
+variable "strategy_config_sha256" {
+  description = "The SHA-256 (and key) of the strategy's configuration file, delivered like the executable. Empty: none."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.strategy_config_sha256 == "" || can(regex("^[0-9a-f]{64}$", var.strategy_config_sha256))
+    error_message = "strategy_config_sha256 must be 64 lower-case hex digits."
+  }
+}
+
 variable "node_config_json" {
   description = "The node's configuration (envmgr/node.Config as JSON): instruments, risk limits, NATS URL. It holds references, never secret values."
   type        = string

@@ -5,7 +5,7 @@
 # of an EC2 instance, local_file writes what the instance would boot with
 # to instance.json in the environment's working directory; the test boots a
 # node from it the way the user data does (secrets fetched by name from
-# Secrets Manager) and stops that node when running turns false or the file
+# Secrets Manager, the strategy from S3 and checked against its digest) and stops that node when running turns false or the file
 # is destroyed.
 
 terraform {
@@ -30,6 +30,9 @@ resource "local_file" "instance" {
     nats_creds_secret = var.nats_creds_secret
     api_key_secret    = local.api_key_secret
     admin_key_secret  = local.admin_key_secret
+    artifact_bucket   = var.artifact_bucket
+    strategy_sha256   = var.strategy_sha256
+    strategy_config   = var.strategy_config_sha256
     tags              = local.tags
     user_data         = local.user_data
   })
