@@ -131,6 +131,11 @@ func TestModuleAgainstMoto(t *testing.T) {
 	if !strings.Contains(policy, `"Effect": "Deny"`) || !strings.Contains(policy, `:secret:/prod/*`) {
 		t.Fatalf("the secrets policy does not deny /prod/*:\n%s", policy)
 	}
+	var artifacts string
+	_ = json.Unmarshal(outs["artifacts_policy_json"].Value, &artifacts)
+	if !strings.Contains(artifacts, `"s3:GetObject"`) || !strings.Contains(artifacts, `:s3:::paddock-artifacts/strategies/*"`) || strings.Count(artifacts, `"Action"`) != 1 {
+		t.Fatalf("the artifacts policy is not s3:GetObject on strategies/* only:\n%s", artifacts)
+	}
 	changed, err := tf.Plan(ctx, vars)
 	if err != nil {
 		t.Fatal(err)

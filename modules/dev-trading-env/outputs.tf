@@ -22,3 +22,8 @@ output "secrets_policy_json" {
   description = "The rendered secrets policy, for review and tests (it must deny /prod/*)."
   value       = data.aws_iam_policy_document.secrets.json
 }
+
+output "artifacts_policy_json" {
+  description = "The rendered strategy-artifact policy (s3:GetObject on <bucket>/strategies/* only), or empty without an artifact bucket."
+  value       = var.artifact_bucket == "" ? "" : data.aws_iam_policy_document.artifacts[0].json
+}

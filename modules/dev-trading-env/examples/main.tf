@@ -52,6 +52,8 @@ module "env" {
   paddock_url       = "https://artifacts.example.internal/paddock/v0.1.0/paddock-linux-amd64"
   paddock_sha256    = "0000000000000000000000000000000000000000000000000000000000000000"
   nats_creds_secret = "/dev-envs/example-mean-reversion/nats-creds"
+  artifact_bucket   = "paddock-artifacts"
+  strategy_sha256   = "1111111111111111111111111111111111111111111111111111111111111111"
   node_config_json = jsonencode({
     name        = "example-mean-reversion"
     nats_url    = "nats://nats.dev.internal:4222"
@@ -66,3 +68,4 @@ output "instance_id" { value = module.env.instance_id }
 output "admin_url" { value = module.env.admin_url }
 output "security_group_id" { value = module.env.security_group_id }
 output "secrets_policy_json" { value = module.env.secrets_policy_json }
+output "artifacts_policy_json" { value = module.env.artifacts_policy_json }
