@@ -45,7 +45,11 @@ type Node struct {
 	ln       net.Listener
 	srv      *http.Server
 	endpoint string
+	creds    *credsReloader // set by Run when the node has a creds file
 }
+
+// credsCheckEvery is how often the node looks for re-issued credentials.
+const credsCheckEvery = 2 * time.Second
 
 // Run starts a node and runs it until ctx ends.
 func Run(ctx context.Context, c *Config, log *slog.Logger) error {
@@ -158,6 +162,10 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.sup != nil {
 		wg.Go(func() { n.sup.Run(runCtx) })
 	}
+	if n.cfg.NATSCreds != "" {
+		n.creds = newCredsReloader(n.cfg.NATSCreds, n.nc)
+		wg.Go(func() { n.creds.run(runCtx, credsCheckEvery) })
+	}
 	var err error
 	if n.cfg.EndpointFile != "" {
 		if err = writeAtomic(n.cfg.EndpointFile, n.endpoint); err != nil {
@@ -213,6 +221,9 @@ func (n *Node) publishStatus(state string, started time.Time) {
 		default:
 			ns.Strategy = "restarting"
 		}
+	}
+	if n.creds != nil {
+		ns.CredsExpireAt = n.creds.expiresAt()
 	}
 	raw, err := json.Marshal(ns)
 	if err == nil {

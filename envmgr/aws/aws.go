@@ -12,6 +12,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -326,11 +328,40 @@ func healthOf(st client.NodeStatus) *envmgr.Health {
 	return out
 }
 
-// Refresh is not supported yet: the node reads its NATS credentials from its
-// secret at boot only, so an extension cannot reach a running node; the
-// reconciler audits that instead of claiming a re-issue.
-func (p *Provisioner) Refresh(context.Context, envmgr.Environment, *spec.Spec) error {
-	return envmgr.ErrUnsupported
+// Refresh re-issues the node's NATS credentials for the environment's new
+// deadline (an extension) and stores them in the node's secret, where the
+// instance's timer fetches them every 5 minutes; the node notices the new
+// file and reconnects with it (its heartbeat then reports the new expiry).
+// Without an operator-mode NATS there is nothing to re-issue.
+func (p *Provisioner) Refresh(ctx context.Context, e envmgr.Environment, s *spec.Spec) error {
+	if p.cfg.MintNATSCreds == nil {
+		return nil
+	}
+	// The user being replaced is recorded first: the node keeps using it
+	// until it loads the new one, and destroy must revoke it too.
+	old, err := p.storedUser(ctx, e.Name)
+	if err != nil {
+		return fmt.Errorf("refresh %s: %w", e.Name, err)
+	}
+	if old != "" {
+		users, err := p.retiredUsers(ctx, e.Name)
+		if err != nil {
+			return fmt.Errorf("refresh %s: %w", e.Name, err)
+		}
+		if !slices.Contains(users, old) {
+			if err := p.secrets.Put(ctx, e.Name, awssecrets.NATSUsersName(e.Name), strings.Join(append(users, old), "\n")); err != nil {
+				return fmt.Errorf("refresh %s: %w", e.Name, err)
+			}
+		}
+	}
+	creds, err := p.cfg.MintNATSCreds(e, s)
+	if err != nil {
+		return fmt.Errorf("refresh %s: NATS credentials: %w", e.Name, err)
+	}
+	if err := p.secrets.Put(ctx, e.Name, awssecrets.NATSCredsName(e.Name), string(creds)); err != nil {
+		return fmt.Errorf("refresh %s: %w", e.Name, err)
+	}
+	return nil
 }
 
 // CredsRef is the secret holding the node's NATS credentials.
@@ -355,25 +386,64 @@ func (p *Provisioner) Destroy(ctx context.Context, name string) error {
 	return p.secrets.Destroy(ctx, name)
 }
 
-// revoke revokes the user in the environment's stored NATS credentials.
-// Credentials already deleted (a destroy retried) are not an error.
+// revoke revokes every NATS user the environment had: the one in its stored
+// credentials and those extensions replaced. Secrets already deleted (a
+// destroy retried) are not an error.
 func (p *Provisioner) revoke(ctx context.Context, name string) error {
-	creds, err := p.secrets.Get(ctx, name, awssecrets.NATSCredsName(name))
-	var missing *smtypes.ResourceNotFoundException
-	var scheduled *smtypes.InvalidRequestException // already marked for deletion
-	if errors.As(err, &missing) || errors.As(err, &scheduled) {
-		return nil
-	}
+	cur, err := p.storedUser(ctx, name)
 	if err != nil {
 		return err
+	}
+	users, err := p.retiredUsers(ctx, name)
+	if err != nil {
+		return err
+	}
+	if cur != "" {
+		users = append(users, cur)
+	}
+	for _, u := range users {
+		if err := p.cfg.RevokeNATSCreds(ctx, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// storedUser is the public key of the user in the environment's stored
+// NATS credentials ("" when there are none).
+func (p *Provisioner) storedUser(ctx context.Context, name string) (string, error) {
+	creds, err := p.getSecret(ctx, name, awssecrets.NATSCredsName(name))
+	if err != nil || creds == "" {
+		return "", err
 	}
 	token, err := jwt.ParseDecoratedJWT([]byte(creds))
 	if err != nil {
-		return err
+		return "", err
 	}
 	uc, err := jwt.DecodeUserClaims(token)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return p.cfg.RevokeNATSCreds(ctx, uc.Subject)
+	return uc.Subject, nil
+}
+
+// retiredUsers lists the users extensions replaced.
+func (p *Provisioner) retiredUsers(ctx context.Context, name string) ([]string, error) {
+	v, err := p.getSecret(ctx, name, awssecrets.NATSUsersName(name))
+	if err != nil || v == "" {
+		return nil, err
+	}
+	return strings.Fields(v), nil
+}
+
+// getSecret is a secret's value, "" when it does not exist (or is already
+// scheduled for deletion).
+func (p *Provisioner) getSecret(ctx context.Context, env, name string) (string, error) {
+	v, err := p.secrets.Get(ctx, env, name)
+	var missing *smtypes.ResourceNotFoundException
+	var scheduled *smtypes.InvalidRequestException // already marked for deletion
+	if errors.As(err, &missing) || errors.As(err, &scheduled) {
+		return "", nil
+	}
+	return v, err
 }

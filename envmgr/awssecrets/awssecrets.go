@@ -37,6 +37,10 @@ func AdminKeyName(env string) string   { return Prefix(env) + "admin-api-key" }
 func ExchangeConfig(env string) string { return Prefix(env) + "exchange-config" }
 func NATSCredsName(env string) string  { return Prefix(env) + "nats-creds" }
 
+// NATSUsersName lists the public keys of NATS users an extension replaced,
+// so that destroy revokes every user the environment had.
+func NATSUsersName(env string) string { return Prefix(env) + "nats-users" }
+
 // SandboxKeyName is where a venue's sandbox exchange key lives; the
 // environment's exchange configuration references it, never copies it.
 func SandboxKeyName(venue, part string) string { return "/sandbox/exchanges/" + venue + "/" + part }
@@ -245,7 +249,7 @@ func (s *Store) Get(ctx context.Context, env, name string) (string, error) {
 // Destroy deletes the environment's secrets, with the configured recovery
 // window. Secrets already gone are not an error.
 func (s *Store) Destroy(ctx context.Context, env string) error {
-	for _, name := range []string{APIKeyName(env), AdminKeyName(env), ExchangeConfig(env), NATSCredsName(env)} {
+	for _, name := range []string{APIKeyName(env), AdminKeyName(env), ExchangeConfig(env), NATSCredsName(env), NATSUsersName(env)} {
 		if err := Guard(env, name); err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/paddockhq/paddock/envmgr/aws"
+	"github.com/paddockhq/paddock/sandbox/client"
 
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
@@ -176,6 +177,51 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	if got := m.waitStrategyStarted(); got != "started with "+m.strategyConfigPath()+"\n" {
 		t.Fatalf("the strategy left %q", got)
 	}
+
+	// An extension re-issues the node's NATS credentials for real: stored in
+	// its secret, fetched by the instance's timer (played here), loaded by
+	// the running node, which reports the new expiry in its heartbeat. The
+	// first wave audited "re-issued" and left the node on its old JWT.
+	obs, err := nats.Connect(ns.ClientURL(), nats.UserCredentials(filepath.Join(authDir, natsauth.ObserverCredsFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Close()
+	beats, err := obs.SubscribeSync(client.StatusSubject("aws1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext, err := c.Action(ctx, "aws1", "extend", 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; { // polls: the reconciler re-issues asynchronously
+		a, err := c.Audit(ctx, "aws1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hasAudit(a, "credentials", "re-issued until "+ext.ExpiresAt.Format(time.RFC3339)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no re-issue audited after the extension: %+v", a)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	reissued := m.refreshCreds(ctx)
+	if reissued == m.fetchedAll()[awssecrets.NATSCredsName("aws1")] {
+		t.Fatal("the secret still holds the credentials the node booted with")
+	}
+	for {
+		msg, err := beats.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatalf("the node never reported credentials expiring at the new deadline %s: %v", ext.ExpiresAt, err)
+		}
+		var st client.NodeStatus
+		if json.Unmarshal(msg.Data, &st) == nil && st.CredsExpireAt.Equal(ext.ExpiresAt.Truncate(time.Second)) {
+			break
+		}
+	}
 	for _, s := range []string{awssecrets.NATSCredsName("aws1"), awssecrets.APIKeyName("aws1"), awssecrets.AdminKeyName("aws1")} {
 		if !strings.Contains(inst.UserData, "'"+s+"'") {
 			t.Errorf("the user data does not fetch %s", s)
@@ -273,19 +319,23 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	credsFile := filepath.Join(dir, "revoked.creds")
-	_ = os.WriteFile(credsFile, []byte(creds), 0o600)
-	deadline := time.Now().Add(10 * time.Second)
-	for { // polls: the revocation reaches the server's resolver asynchronously
-		nc, err := nats.Connect(ns.ClientURL(), nats.UserCredentials(credsFile), nats.NoReconnect())
-		if err != nil {
-			break
+	// Both users are revoked: the one the node booted with and the one an
+	// extension re-issued.
+	for i, v := range []string{creds, reissued} {
+		credsFile := filepath.Join(dir, fmt.Sprintf("revoked%d.creds", i))
+		_ = os.WriteFile(credsFile, []byte(v), 0o600)
+		deadline := time.Now().Add(10 * time.Second)
+		for { // polls: the revocation reaches the server's resolver asynchronously
+			nc, err := nats.Connect(ns.ClientURL(), nats.UserCredentials(credsFile), nats.NoReconnect())
+			if err != nil {
+				break
+			}
+			nc.Close()
+			if time.Now().After(deadline) {
+				t.Fatalf("the destroyed environment's NATS credentials (user %d) still connect", i)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		nc.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("the destroyed environment's NATS credentials still connect")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -550,4 +600,24 @@ func (m *machine) waitStrategyStarted() string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// refreshCreds does what the instance's paddock-creds timer does: fetch the
+// node's NATS credentials secret into the file the node reads.
+func (m *machine) refreshCreds(ctx context.Context) string {
+	m.mu.Lock()
+	etc, name := m.etc, m.inst.NATSCredsSecret
+	m.mu.Unlock()
+	v, err := m.secrets.Get(ctx, "aws1", name)
+	if err != nil {
+		m.t.Fatalf("timer: fetch %s: %v", name, err)
+	}
+	tmp := filepath.Join(etc, "node.creds.new")
+	if err := os.WriteFile(tmp, []byte(v), 0o600); err != nil {
+		m.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(etc, "node.creds")); err != nil {
+		m.t.Fatal(err)
+	}
+	return v
 }

@@ -110,6 +110,9 @@ type NodeStatus struct {
 	Books     int       `json:"books"`
 	Strategy  string    `json:"strategy,omitempty"` // running | paused | restarting; empty without one
 	Health    *Health   `json:"health,omitempty"`
+	// CredsExpireAt is when the NATS credentials the node loaded expire
+	// (zero without credentials, or for credentials that do not expire).
+	CredsExpireAt time.Time `json:"creds_expire_at,omitzero"`
 }
 
 // Health is the node's GET /readyz: whether it does what it was asked
