@@ -105,6 +105,10 @@ func Start(c *Config, log *slog.Logger) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	market := n.market
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "paddock_node_market_dropped_total",
+		Help: "Market data messages NATS dropped because the node fell client.Pending messages behind (its books resync)."},
+		func() float64 { return float64(market.Dropped()) }))
 	if n.sub, err = n.trader.Serve(n.nc); err != nil {
 		return nil, fmt.Errorf("order API: %w", err)
 	}

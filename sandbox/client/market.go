@@ -98,7 +98,24 @@ type Market struct {
 	venues  map[string]bool
 	timeout time.Duration
 	levels  [2][]proto.Level
+
+	subsMu   sync.Mutex
+	subs     []*trackedSub // Run's, for Dropped
+	reported int           // drops already reported as ErrSlow (Run's goroutine)
 }
+
+// trackedSub remembers a subscription's drop count past its Unsubscribe, so
+// that Dropped never goes down.
+type trackedSub struct {
+	s    *nats.Subscription
+	last int
+}
+
+// Pending is the most market data messages a Market buffers between NATS
+// and its goroutine. Past it NATS drops messages for this subscriber:
+// counted (Dropped), reported as ErrSlow, and the books concerned resync
+// through the sequence gap.
+const Pending = 65536
 
 type tradeStream struct {
 	in  Instrument
@@ -111,7 +128,7 @@ var ErrSlow = errors.New("client: market data consumer too slow; messages were d
 
 // NewMarket prepares a Market for the given instruments; Run subscribes.
 func NewMarket(nc *nats.Conn, instruments []Instrument, h Handlers) (*Market, error) {
-	m := &Market{nc: nc, h: h, ch: make(chan *nats.Msg, 65536), books: map[string]*Book{},
+	m := &Market{nc: nc, h: h, ch: make(chan *nats.Msg, Pending), books: map[string]*Book{},
 		trades: map[string]*tradeStream{}, venues: map[string]bool{}, timeout: 2 * time.Second}
 	for _, in := range instruments {
 		ob, err := proto.DataSubject(in.Venue, in.Symbol, proto.EventOrderbook)
@@ -132,6 +149,7 @@ func NewMarket(nc *nats.Conn, instruments []Instrument, h Handlers) (*Market, er
 func (m *Market) Run(ctx context.Context) error {
 	var subs []*nats.Subscription
 	defer func() {
+		m.Dropped() // keep the final counts
 		for _, s := range subs {
 			_ = s.Unsubscribe()
 		}
@@ -145,6 +163,7 @@ func (m *Market) Run(ctx context.Context) error {
 		}
 		_ = s.SetPendingLimits(-1, -1) // the channel is the bound
 		subs = append(subs, s)
+		m.track(s)
 	}
 	for v := range m.venues {
 		hs, err := proto.HealthSubject(v)
@@ -156,6 +175,7 @@ func (m *Market) Run(ctx context.Context) error {
 			return fmt.Errorf("subscribe %s: %w", hs, err)
 		}
 		subs = append(subs, s)
+		m.track(s)
 	}
 	// The subscriptions exist before any snapshot is requested, as the
 	// joining procedure requires; what arrives meanwhile waits in m.ch.
@@ -175,14 +195,15 @@ func (m *Market) Run(ctx context.Context) error {
 		case msg := <-m.ch:
 			m.lock()
 			rejoin = m.handle(msg, rejoin[:0])
-			if len(m.ch) == cap(m.ch) {
-				m.report(ErrSlow)
-			}
 			m.unlock()
 			for _, b := range rejoin {
 				m.join(ctx, b)
 			}
 		case <-tick.C:
+			if d := m.Dropped(); d > m.reported {
+				m.report(fmt.Errorf("%w (%d since the last report)", ErrSlow, d-m.reported))
+				m.reported = d
+			}
 			for _, b := range m.books {
 				if !b.live && !b.retryAt.IsZero() && time.Now().After(b.retryAt) {
 					m.join(ctx, b)
@@ -190,6 +211,27 @@ func (m *Market) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+func (m *Market) track(s *nats.Subscription) {
+	m.subsMu.Lock()
+	m.subs = append(m.subs, &trackedSub{s: s})
+	m.subsMu.Unlock()
+}
+
+// Dropped is how many messages NATS dropped for this Market because it fell
+// Pending messages behind. Safe from any goroutine.
+func (m *Market) Dropped() int {
+	m.subsMu.Lock()
+	defer m.subsMu.Unlock()
+	n := 0
+	for _, t := range m.subs {
+		if d, err := t.s.Dropped(); err == nil && d > t.last {
+			t.last = d
+		}
+		n += t.last
+	}
+	return n
 }
 
 func (m *Market) lock() {
