@@ -7,6 +7,7 @@ import (
 
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/sandbox/client"
+	"github.com/paddockhq/paddock/sandbox/marketdata"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -32,11 +33,11 @@ func benchTrader(tb testing.TB) *Trader {
 		bids = append(bids, proto.Level{Price: proto.Decimal{Mant: 2712300 - int64(i), Exp: -2}, Qty: proto.Decimal{Mant: 1000, Exp: -3}})
 		asks = append(asks, proto.Level{Price: proto.Decimal{Mant: 2712301 + int64(i), Exp: -2}, Qty: proto.Decimal{Mant: 1000, Exp: -3}})
 	}
-	b := &client.Book{Instrument: client.Instrument{Venue: "binance", Symbol: "btcusdt"}}
+	b := &marketdata.Book{Instrument: client.Instrument{Venue: "binance", Symbol: "btcusdt"}}
 	if err := b.Load(bids, asks); err != nil {
 		tb.Fatal(err)
 	}
-	client.MarkLive(b)
+	marketdata.MarkLive(b)
 	tr.mu.Lock()
 	tr.onBook(b, nil, nil)
 	tr.venues["binance"].lastStatus = time.Now().Add(time.Hour)

@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/internal/natsconn"
 	"github.com/paddockhq/paddock/sandbox/client"
+	"github.com/paddockhq/paddock/sandbox/marketdata"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -40,7 +41,7 @@ type Node struct {
 	drain    func() error
 	trader   *Trader
 	sup      *Supervisor
-	market   *client.Market
+	market   *marketdata.Market
 	sub      *nats.Subscription
 	ln       net.Listener
 	srv      *http.Server
@@ -93,12 +94,12 @@ func Start(c *Config, log *slog.Logger) (_ *Node, err error) {
 	if n.trader, err = NewTrader(c, n.nc, n.log, m, time.Now); err != nil {
 		return nil, err
 	}
-	var ins []client.Instrument
+	var ins []marketdata.Instrument
 	for _, in := range c.Instruments {
-		ins = append(ins, client.Instrument{Venue: in.Venue, Symbol: in.Symbol})
+		ins = append(ins, marketdata.Instrument{Venue: in.Venue, Symbol: in.Symbol})
 	}
 	marketLog := rateLimited(n.log, time.Second)
-	n.market, err = client.NewMarket(n.nc, ins, n.trader.Handlers(func(err error) {
+	n.market, err = marketdata.NewMarket(n.nc, ins, n.trader.Handlers(func(err error) {
 		m.marketErrors.Inc()
 		marketLog(err)
 	}))

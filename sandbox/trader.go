@@ -11,6 +11,7 @@ import (
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/risk"
 	"github.com/paddockhq/paddock/sandbox/client"
+	"github.com/paddockhq/paddock/sandbox/marketdata"
 	"github.com/paddockhq/paddock/sandbox/paper"
 )
 
@@ -36,7 +37,7 @@ type Trader struct {
 	venue  *paper.Venue
 	inst   []client.Instrument
 	quote  []string
-	books  []*client.Book
+	books  []*marketdata.Book
 	byName map[client.Instrument]int
 	// rateFrom maps an instrument index to the quote currency it prices in
 	// USD (btcusdt prices BTC), for feed-derived rates.
@@ -130,11 +131,11 @@ func NewTrader(c *Config, pub Publisher, log *slog.Logger, m *Metrics, now func(
 // Handlers are the Market handlers that drive the trader. The Market holds
 // the trader's mutex while it changes a book and calls them, so orders
 // always see a whole book.
-func (t *Trader) Handlers(report func(error)) client.Handlers {
-	return client.Handlers{Book: t.onBook, Reset: t.onReset, Trade: t.onTrade, Status: t.onStatus, Error: report, Locker: &t.mu}
+func (t *Trader) Handlers(report func(error)) marketdata.Handlers {
+	return marketdata.Handlers{Book: t.onBook, Reset: t.onReset, Trade: t.onTrade, Status: t.onStatus, Error: report, Locker: &t.mu}
 }
 
-func (t *Trader) onBook(b *client.Book, bids, asks []proto.Level) {
+func (t *Trader) onBook(b *marketdata.Book, bids, asks []proto.Level) {
 	id, ok := t.byName[b.Instrument]
 	if !ok {
 		return
@@ -155,7 +156,7 @@ func (t *Trader) onBook(b *client.Book, bids, asks []proto.Level) {
 	}
 }
 
-func (t *Trader) onReset(b *client.Book, why string) {
+func (t *Trader) onReset(b *marketdata.Book, why string) {
 	if id, ok := t.byName[b.Instrument]; ok {
 		t.risk.Unmark(risk.InstrumentID(id))
 	}

@@ -1,4 +1,4 @@
-package client
+package marketdata
 
 import (
 	"context"
