@@ -103,6 +103,11 @@ func run(ctx context.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	natsSrv, err := daemon.StartNATS(cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer natsSrv.Shutdown()
 	feedCtx, stopFeed := context.WithCancel(ctx)
 	defer stopFeed()
 	started := make(chan daemon.Started, 1)

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/paddockhq/paddock/envmgr"
@@ -105,33 +104,38 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	// The manager needs NATS while it drains and stops its nodes, and NATS
-	// lives in the feed: so on Ctrl-C the manager stops first, then the feed.
+	// NATS, the feed and the manager are peers: NATS first, then the feed,
+	// then the manager (whose example environment needs the feed's books).
+	// Ctrl-C stops them in reverse: the manager drains and stops its nodes
+	// while the feed and NATS still run.
+	natsSrv, err := daemon.StartNATS(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer natsSrv.Shutdown()
 	feedCtx, stopFeed := context.WithCancel(context.Background())
 	defer stopFeed()
+	feedStarted := make(chan daemon.Started, 1)
+	feedDone := make(chan error, 1)
+	go func() { feedDone <- daemon.Run(feedCtx, cfg, log, func(st daemon.Started) { feedStarted <- st }) }()
+	var st daemon.Started
+	select {
+	case st = <-feedStarted:
+	case err := <-feedDone:
+		return err
+	}
+	stopFeedAndWait := func() error { stopFeed(); return <-feedDone }
+
+	paddock := selfCommand()
 	envCtx, stopEnv := context.WithCancel(context.Background())
 	defer stopEnv()
-	envExited := make(chan struct{}) // closed when the manager has stopped
-	var envErr error
-	var envStarted atomic.Bool
+	envDone := make(chan error, 1)
 	go func() {
-		<-ctx.Done()
-		stopEnv()
-		if envStarted.Load() {
-			<-envExited
-		}
-		stopFeed()
-	}()
-	paddock := selfCommand()
-	feedErr := daemon.Run(feedCtx, cfg, log, func(st daemon.Started) {
-		envStarted.Store(true)
-		go func() {
-			defer close(envExited)
-			envErr = envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens, AuthDir: filepath.Join(*stateDir, "nats-auth"), SourceDir: *source, NodeReadyTimeout: *readyTimeout,
-				AuditMaxAge: defaultAuditMaxAge, AuditMaxBytes: defaultAuditMaxBytes, AuditMaxPerEnv: defaultAuditMaxPerEnv}, log,
-				func(es envdaemon.Started) {
-					obs := filepath.Join(*stateDir, "nats-auth", natsauth.ObserverCredsFile)
-					fmt.Fprintf(stdout, `paddock is running on embedded defaults (Ctrl-C stops everything).
+		envDone <- envdaemon.Run(envCtx, envdaemon.Config{NATSURL: st.NATSURL, Listen: *apiListen, StateDir: *stateDir, Tokens: tokens, AuthDir: filepath.Join(*stateDir, "nats-auth"), SourceDir: *source, NodeReadyTimeout: *readyTimeout,
+			AuditMaxAge: defaultAuditMaxAge, AuditMaxBytes: defaultAuditMaxBytes, AuditMaxPerEnv: defaultAuditMaxPerEnv}, log,
+			func(es envdaemon.Started) {
+				obs := filepath.Join(*stateDir, "nats-auth", natsauth.ObserverCredsFile)
+				fmt.Fprintf(stdout, `paddock is running on embedded defaults (Ctrl-C stops everything).
 
   venue simulator       %s  (Binance spot + USD-M protocol, %d events/s per symbol)
   NATS                  %s
@@ -148,23 +152,27 @@ Manage environments (a developer's token; an admin's is in %s):
   export PADDOCK_URL=%s PADDOCK_TOKEN=$(cat %s)
   %s env ls
 `, s.Addr(), sf.rate, st.NATSURL, st.MetricsURL, st.MetricsURL, st.MetricsURL, es.APIURL, es.APIURL,
-						paddock, obs, paddock, obs, st.NATSURL, obs, paddock,
-						filepath.Join(*stateDir, adminTokenFile), es.APIURL, filepath.Join(*stateDir, devTokenFile), paddock)
-					if *example != "" {
-						go createExample(envCtx, exampleInfo{url: es.APIURL, token: devToken, path: *example, envsDir: filepath.Join(*stateDir, "envs"),
-							observerCreds: obs, paddock: paddock}, stdout)
-					}
-				})
-		}()
-	})
-	stopEnv()
-	if envStarted.Load() {
-		<-envExited
-		if envErr != nil && feedErr == nil {
-			feedErr = envErr
-		}
+					paddock, obs, paddock, obs, st.NATSURL, obs, paddock,
+					filepath.Join(*stateDir, adminTokenFile), es.APIURL, filepath.Join(*stateDir, devTokenFile), paddock)
+				if *example != "" {
+					go createExample(envCtx, exampleInfo{url: es.APIURL, token: devToken, path: *example, envsDir: filepath.Join(*stateDir, "envs"),
+						observerCreds: obs, paddock: paddock}, stdout)
+				}
+			})
+	}()
+	var envErr, feedErr error
+	select {
+	case <-ctx.Done():
+		stopEnv()
+		envErr = <-envDone
+		feedErr = stopFeedAndWait()
+	case envErr = <-envDone: // the manager could not run: stop the rest
+		feedErr = stopFeedAndWait()
+	case feedErr = <-feedDone: // the feed failed: the manager goes too
+		stopEnv()
+		envErr = <-envDone
 	}
-	return feedErr
+	return errors.Join(envErr, feedErr)
 }
 
 // loadOrCreateToken reads a token file, creating it (0600) with a random

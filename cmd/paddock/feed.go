@@ -71,6 +71,13 @@ func runFeed(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if *metrics != "" {
 		cfg.MetricsListen = *metrics
 	}
+	if len(cfg.NATS.URLs) == 0 {
+		srv, err := daemon.StartNATS(cfg, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Shutdown() // after the feed drained its connection
+	}
 	return daemon.Run(ctx, cfg, log, nil)
 }
 

@@ -1,6 +1,8 @@
 // Package daemon wires the feed multiplexer together from a configuration:
-// NATS (embedded or external), one adapter per venue, the feed service and
-// its HTTP endpoints. cmd/paddock and the benchmark harness run it.
+// a connection to NATS, one adapter per venue, the feed service and its HTTP
+// endpoints. It owns no NATS server: StartNATS starts the embedded one the
+// configuration describes, as a peer the caller owns (cmd/paddock's feed and
+// dev commands, and the benchmark harness).
 package daemon
 
 import (
@@ -27,7 +29,8 @@ type Config struct {
 // NATSConfig selects the bus: an embedded server (the default) or external
 // URLs.
 type NATSConfig struct {
-	// URLs of an external NATS cluster; empty runs an embedded server.
+	// URLs of an external NATS cluster; empty: the paddock feed command
+	// starts an embedded server (StartNATS) and connects to it.
 	URLs []string `yaml:"urls"`
 	// Credentials is a .creds file for the external cluster.
 	Credentials string `yaml:"credentials"`

@@ -26,51 +26,27 @@ import (
 )
 
 // Started is what Run reports once the feed is up, for callers that print
-// where to look or connect further components.
+// where to look.
 type Started struct {
 	NATSURL    string // where subscribers connect
 	MetricsURL string // http://host:port (/metrics, /healthz, /readyz)
 	Service    *feed.Service
 }
 
-// Run runs the feed until ctx is cancelled. onStart, if not nil, is called
-// once everything is listening.
+// Run runs the feed against the NATS servers in cfg.NATS.URLs until ctx is
+// cancelled. It owns no server: the caller starts an embedded one (see
+// StartNATS) when there is no cluster. onStart, if not nil, is called once
+// everything is listening.
 func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Started)) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	natsURL := ""
-	var embedded *embednats.Server
 	if len(cfg.NATS.URLs) == 0 {
-		eo := embednats.Options{Listen: cfg.NATS.Embedded.Listen, StoreDir: cfg.NATS.Embedded.StoreDir, Logger: log}
-		if dir := cfg.NATS.Embedded.AuthDir; dir != "" {
-			auth, err := natsauth.LoadOrCreate(dir)
-			if err != nil {
-				return fmt.Errorf("NATS authority: %w", err)
-			}
-			if err := auth.WriteServiceCreds(); err != nil {
-				return err
-			}
-			sc, err := auth.Server()
-			if err != nil {
-				return err
-			}
-			eo.Operator = &embednats.Operator{Claims: sc.Operator, SystemAccount: sc.SystemAccount, Accounts: sc.Accounts, ResolverDir: sc.ResolverDir}
-			if cfg.NATS.Credentials == "" {
-				cfg.NATS.Credentials = filepath.Join(dir, natsauth.FeedCredsFile)
-			}
-		}
-		var err error
-		embedded, err = embednats.Start(eo)
-		if err != nil {
-			return err
-		}
-		defer embedded.Shutdown()
-		natsURL = embedded.ClientURL()
-		log.Info("embedded NATS server running", "component", "feed", "url", natsURL, "store_dir", cfg.NATS.Embedded.StoreDir)
-	} else {
-		natsURL = joinURLs(cfg.NATS.URLs)
+		// The feed is one NATS client among others; whoever runs it (the
+		// paddock feed and dev commands) starts an embedded server as a peer.
+		return errors.New("feed: no NATS URL to connect to")
 	}
+	natsURL := joinURLs(cfg.NATS.URLs)
 	opts := []nats.Option{
 		nats.Name("paddock-feed"),
 		nats.ReconnectBufSize(64 << 20), // ride out a short cluster blip without dropping ticks
@@ -199,4 +175,31 @@ func joinURLs(urls []string) string {
 		s += u
 	}
 	return s
+}
+
+// StartNATS starts the embedded NATS server cfg.NATS.Embedded describes, in
+// operator mode when it names an auth directory, and points cfg at it: its
+// URL, and the feed's credentials unless cfg names some. The caller owns the
+// server and shuts it down after the feed (and every other client) drained.
+func StartNATS(cfg *Config, log *slog.Logger) (*embednats.Server, error) {
+	ec := cfg.NATS.Embedded
+	eo := embednats.Options{Listen: ec.Listen, StoreDir: ec.StoreDir, Logger: log}
+	var srv *embednats.Server
+	var err error
+	if ec.AuthDir != "" {
+		srv, err = natsauth.StartServer(ec.AuthDir, eo)
+		if err == nil && cfg.NATS.Credentials == "" {
+			cfg.NATS.Credentials = filepath.Join(ec.AuthDir, natsauth.FeedCredsFile)
+		}
+	} else {
+		srv, err = embednats.Start(eo)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	cfg.NATS.URLs = []string{srv.ClientURL()}
+	if log != nil {
+		log.Info("embedded NATS server running", "component", "nats", "url", srv.ClientURL(), "store_dir", ec.StoreDir)
+	}
+	return srv, nil
 }

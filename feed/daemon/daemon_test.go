@@ -36,6 +36,11 @@ venues:
 	defer cancel()
 	started := make(chan Started, 1)
 	done := make(chan error, 1)
+	srv, err := StartNATS(cfg, nil) // the commands start it as a peer; Run only connects
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
 	go func() { done <- Run(ctx, cfg, nil, func(s Started) { started <- s }) }()
 	var st Started
 	select {
@@ -141,6 +146,11 @@ venues: [{name: binance, ws_url: "` + sm.SpotWS() + `", rest_url: "` + sm.SpotRE
 	defer cancel()
 	started := make(chan Started, 1)
 	done := make(chan error, 1)
+	srv, err := StartNATS(cfg, nil) // the commands start it as a peer; Run only connects
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
 	go func() { done <- Run(ctx, cfg, nil, func(s Started) { started <- s }) }()
 	st := <-started
 	if _, err := nats.Connect(st.NATSURL, nats.MaxReconnects(0)); err == nil {
@@ -166,5 +176,17 @@ venues: [{name: binance, ws_url: "` + sm.SpotWS() + `", rest_url: "` + sm.SpotRE
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunOwnsNoServer: Run only connects; with no NATS URL it says so
+// instead of starting a server of its own.
+func TestRunOwnsNoServer(t *testing.T) {
+	cfg := &Config{MetricsListen: "127.0.0.1:0", Venues: []VenueConfig{{Name: "binance", WSURL: "ws://127.0.0.1:1", RESTURL: "http://127.0.0.1:1", Instruments: []string{"btcusdt"}}}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(t.Context(), cfg, nil, nil); err == nil || !strings.Contains(err.Error(), "no NATS URL") {
+		t.Fatalf("Run without a URL: %v", err)
 	}
 }
