@@ -48,6 +48,14 @@ type Provisioner interface {
 // ErrUnsupported is a provisioner's answer for a capability it lacks.
 var ErrUnsupported = errors.New("envmgr: not supported by this provisioner")
 
+// ErrWaiting is Provision's or Start's answer while the work is done but the
+// node has not reported yet (an instance booting): the reconciler records
+// the wait and revisits the environment later (on a tick, or when the
+// provisioner wakes it) instead of blocking a worker; the call is then made
+// again and must return quickly, the endpoint once the node reported, or a
+// failure once the provisioner's deadline passed.
+var ErrWaiting = errors.New("envmgr: waiting for the node")
+
 // Actor is who makes a request: a developer (their own environments), an
 // admin (all, approvals) or the pull-request integration (the only
 // non-admin that may claim a pr-<n> name).

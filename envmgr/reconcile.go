@@ -220,6 +220,9 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 		}
 		var endpoint string
 		err = r.timed("provision", func() (err error) { endpoint, err = r.prov.Provision(ctx, e, s); return err })
+		if errors.Is(err, ErrWaiting) {
+			return r.waiting(ctx, e, rev, err)
+		}
 		if err != nil {
 			return r.fail(ctx, e, rev, fmt.Errorf("provision: %w", err))
 		}
@@ -239,6 +242,9 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 	case e.State == StateStarting:
 		var endpoint string
 		err := r.timed("start", func() (err error) { endpoint, err = r.prov.Start(ctx, name); return err })
+		if errors.Is(err, ErrWaiting) {
+			return r.waiting(ctx, e, rev, err)
+		}
 		if err != nil {
 			return r.fail(ctx, e, rev, fmt.Errorf("start: %w", err))
 		}
@@ -287,9 +293,30 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 	return false, nil
 }
 
+// waiting records that the environment waits for its node (the reason
+// says on what, once) and ends the step: the worker goes on to other
+// environments, and this one is revisited on the next tick or wake-up.
+func (r *Reconciler) waiting(ctx context.Context, e Environment, rev uint64, why error) (bool, error) {
+	if e.Reason == why.Error() {
+		return false, nil
+	}
+	e.Reason, e.UpdatedAt = why.Error(), r.now().UTC()
+	if _, err := r.store.Update(ctx, e, rev); err != nil && !errors.Is(err, ErrConflict) {
+		return false, err
+	}
+	return false, nil
+}
+
+// Enqueue asks for a pass over one environment (a provisioner waking a
+// waiting environment up). Safe from any goroutine.
+func (r *Reconciler) Enqueue(name string) { r.enqueue(name) }
+
 func (r *Reconciler) timed(op string, fn func() error) error {
 	start := time.Now()
 	err := fn()
+	if errors.Is(err, ErrWaiting) {
+		return err // a revisit, not an operation
+	}
 	if r.OnOperation != nil {
 		r.OnOperation(op, time.Since(start), err)
 	}

@@ -3,6 +3,7 @@ package envmgr_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -170,5 +171,79 @@ func TestExtensionAuditsOnlyWhatHappened(t *testing.T) {
 	}
 	if len(creds) != 1 || !strings.HasPrefix(creds[0], "NOT re-issued") {
 		t.Fatalf("credentials audit: %q", creds)
+	}
+}
+
+// waitingProvisioner answers ErrWaiting for env "slow" until the test says
+// its node reported, and provisions everything else at once: a stand-in for
+// an instance that boots for minutes (the AWS provisioner's own wait is
+// exercised end to end in envmgr/daemon).
+type waitingProvisioner struct {
+	noRefresh
+	reported chan struct{}
+}
+
+func (p *waitingProvisioner) Provision(_ context.Context, e envmgr.Environment, _ *spec.Spec) (string, error) {
+	if e.Name == "slow" {
+		select {
+		case <-p.reported:
+		default:
+			return "", fmt.Errorf("%w: slow has not reported yet", envmgr.ErrWaiting)
+		}
+	}
+	return "http://" + e.Name, nil
+}
+
+// TestWaitingHoldsNoWorker: with one worker, an environment whose node has
+// not reported yet does not hold it: another environment is provisioned
+// meanwhile, the wait is recorded (once) as the reason, and a wake-up once
+// the node reported makes it ready. On the first wave's code the wait
+// blocked a worker for up to 10 minutes (and every TTL expiry behind it).
+func TestWaitingHoldsNoWorker(t *testing.T) {
+	ns := natstest.Server(t, embednats.Options{StoreDir: t.TempDir()})
+	store, err := natskv.Open(t.Context(), natstest.Connect(t, ns.ClientURL()), natskv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &waitingProvisioner{reported: make(chan struct{})}
+	rec := envmgr.NewReconciler(store, p, nil, nil)
+	rec.Workers = 1
+	go func() { _ = rec.Run(t.Context(), nil) }() // no tick: only changes and wake-ups drive it
+	mgr := envmgr.NewManager(store, nil, nil)
+	create := func(name string) {
+		t.Helper()
+		if _, err := mgr.Create(t.Context(), envmgr.Actor{Name: "alice"}, envmgr.CreateRequest{SpecYAML: []byte(strings.Replace(spec1, "drained", name, 1))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitState := func(name string, want envmgr.State, reason string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for { // polls: the reconciler works in its own goroutine
+			e, _, err := store.Get(t.Context(), name)
+			if err == nil && e.State == want && strings.Contains(e.Reason, reason) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s (%s), want %s with %q", name, e.State, e.Reason, want, reason)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	create("slow")
+	waitState("slow", envmgr.StateProvisioning, "has not reported yet")
+	create("fast")
+	waitState("fast", envmgr.StateReady, "")
+	close(p.reported)
+	rec.Enqueue("slow") // what the provisioner does when the node reports
+	waitState("slow", envmgr.StateReady, "")
+	audit, err := store.Audit(t.Context(), "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range audit {
+		if a.To == envmgr.StateFailed {
+			t.Fatalf("the wait was audited as a failure: %+v", a)
+		}
 	}
 }

@@ -66,8 +66,13 @@ type Config struct {
 	NodeBeatTimeout time.Duration
 	// NodeReadyTimeout bounds the wait for a new or started node's first
 	// heartbeat on env.<name>.node (the node reporting ready); default 10
-	// minutes (boot, install, books joined), negative does not wait.
+	// minutes (boot, install, books joined), negative does not wait. The
+	// wait holds no reconcile worker (envmgr.ErrWaiting).
 	NodeReadyTimeout time.Duration
+	// Wake asks the reconciler for a pass over an environment: a node it
+	// waits for has reported, or the wait expired. Nil: the reconciler's
+	// tick revisits waiting environments.
+	Wake func(name string)
 	// MintNATSCreds issues the node's NATS credentials (stored in Secrets
 	// Manager for the node to fetch at boot); RevokeNATSCreds revokes a
 	// user's on destroy. Both nil without an operator-mode NATS.
@@ -97,6 +102,9 @@ type Provisioner struct {
 	nc      *nats.Conn
 	hub     *envmgr.ProgressHub
 
+	waitMu  sync.Mutex
+	waiting map[string]*wait // applied, the node not reported yet
+
 	artMu     sync.Mutex
 	artifacts map[string]*strategyArtifact // by environment, between upload and apply
 }
@@ -122,7 +130,7 @@ func New(ctx context.Context, c Config, nc *nats.Conn, hub *envmgr.ProgressHub) 
 	if c.NodeBeatTimeout <= 0 {
 		c.NodeBeatTimeout = 30 * time.Second
 	}
-	p := &Provisioner{cfg: c, secrets: store, nc: nc, hub: hub, beats: map[string]beat{}, artifacts: map[string]*strategyArtifact{},
+	p := &Provisioner{cfg: c, secrets: store, nc: nc, hub: hub, beats: map[string]beat{}, artifacts: map[string]*strategyArtifact{}, waiting: map[string]*wait{},
 		s3: newS3(awsCfg, c.Endpoint)}
 	// Supervision: every node's heartbeat, remembered for Status.
 	if p.beatsSub, err = nc.Subscribe(client.StatusSubject("*"), p.onBeat); err != nil {
@@ -193,6 +201,9 @@ func (p *Provisioner) vars(e envmgr.Environment, s *spec.Spec) (map[string]any, 
 // Provision stores the environment's secrets, applies the module and waits
 // for the node to report ready.
 func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *spec.Spec) (string, error) {
+	if p.isWaiting(e.Name) {
+		return p.whenReady(e.Name, nil) // applied already: only the node's report is missing
+	}
 	var venues []string
 	for _, ex := range s.Exchanges {
 		venues = append(venues, ex.Venue)
@@ -222,44 +233,82 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 		delete(p.artifacts, e.Name)
 		p.artMu.Unlock()
 	}()
-	return p.whenReady(ctx, e.Name, func() (string, error) { return p.tf.Provision(ctx, e, s) })
+	return p.whenReady(e.Name, func() (string, error) { return p.tf.Provision(ctx, e, s) })
 }
 
-// whenReady runs op (an apply that leaves the node running) and then waits
-// for the node's heartbeat. The subscription is made before op so that the
-// first beat of a node that boots quickly is not missed.
-func (p *Provisioner) whenReady(ctx context.Context, name string, op func() (string, error)) (string, error) {
+// whenReady runs op (an apply that leaves the node running) once, then
+// reports envmgr.ErrWaiting until the node's first running heartbeat since
+// the apply began: waiting is a state the reconciler revisits, not a worker
+// blocked for minutes. A heartbeat (or the deadline) wakes the environment
+// up through Config.Wake. Past NodeReadyTimeout it fails with
+// ErrNodeNotReady.
+func (p *Provisioner) whenReady(name string, op func() (string, error)) (string, error) {
 	if p.cfg.NodeReadyTimeout < 0 {
 		return op()
 	}
-	sub, err := p.nc.SubscribeSync(client.StatusSubject(name))
-	if err != nil {
-		return "", fmt.Errorf("wait for node %s: %w", name, err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	endpoint, err := op()
-	if err != nil {
-		return "", err
-	}
-	start := time.Now()
-	p.progress(name, "waiting for the node to report ready on "+client.StatusSubject(name), 0)
-	wctx, cancel := context.WithTimeout(ctx, p.cfg.NodeReadyTimeout)
-	defer cancel()
-	for {
-		m, err := sub.NextMsgWithContext(wctx)
+	p.waitMu.Lock()
+	w := p.waiting[name]
+	p.waitMu.Unlock()
+	if w == nil {
+		since := time.Now()
+		endpoint, err := op()
 		if err != nil {
-			if ctx.Err() != nil {
-				return "", ctx.Err()
-			}
-			return "", fmt.Errorf("%w: %s within %v (%v)", ErrNodeNotReady, name, p.cfg.NodeReadyTimeout, err)
+			return "", err
 		}
-		var st client.NodeStatus
-		if json.Unmarshal(m.Data, &st) != nil || st.Env != name || st.State != client.NodeRunning {
-			continue // a stopping beat from before a restart, or noise
-		}
-		p.progress(name, fmt.Sprintf("node ready: %d/%d books live", st.BooksLive, st.Books), time.Since(start))
-		return endpoint, nil
+		w = &wait{since: since, endpoint: endpoint}
+		w.deadline = time.AfterFunc(p.cfg.NodeReadyTimeout, func() { p.wake(name) })
+		p.waitMu.Lock()
+		p.waiting[name] = w
+		p.waitMu.Unlock()
+		p.progress(name, "waiting for the node to report ready on "+client.StatusSubject(name), 0)
 	}
+	if b, ok := p.lastBeat(name); ok && b.st.State == client.NodeRunning && !b.at.Before(w.since) {
+		p.endWait(name)
+		p.progress(name, fmt.Sprintf("node ready: %d/%d books live", b.st.BooksLive, b.st.Books), time.Since(w.since))
+		return w.endpoint, nil
+	}
+	if waited := time.Since(w.since); waited >= p.cfg.NodeReadyTimeout {
+		p.endWait(name)
+		return "", fmt.Errorf("%w: %s within %v", ErrNodeNotReady, name, p.cfg.NodeReadyTimeout)
+	}
+	return "", fmt.Errorf("%w: %s has not reported on %s yet (waiting up to %v)", envmgr.ErrWaiting, name, client.StatusSubject(name), p.cfg.NodeReadyTimeout)
+}
+
+// wait is an applied environment whose node has not reported yet.
+type wait struct {
+	since    time.Time
+	endpoint string
+	deadline *time.Timer // wakes the environment up when the wait expires
+}
+
+func (p *Provisioner) isWaiting(name string) bool {
+	p.waitMu.Lock()
+	defer p.waitMu.Unlock()
+	return p.waiting[name] != nil
+}
+
+// endWait forgets a wait (reported, expired, or the environment moved on).
+func (p *Provisioner) endWait(name string) {
+	p.waitMu.Lock()
+	w := p.waiting[name]
+	delete(p.waiting, name)
+	p.waitMu.Unlock()
+	if w != nil {
+		w.deadline.Stop()
+	}
+}
+
+func (p *Provisioner) wake(name string) {
+	if p.cfg.Wake != nil {
+		p.cfg.Wake(name)
+	}
+}
+
+func (p *Provisioner) lastBeat(name string) (beat, bool) {
+	p.beatsMu.Lock()
+	defer p.beatsMu.Unlock()
+	b, ok := p.beats[name]
+	return b, ok
 }
 
 func (p *Provisioner) progress(name, msg string, elapsed time.Duration) {
@@ -268,7 +317,10 @@ func (p *Provisioner) progress(name, msg string, elapsed time.Duration) {
 	}
 }
 
-func (p *Provisioner) Stop(ctx context.Context, name string) error { return p.tf.Stop(ctx, name) }
+func (p *Provisioner) Stop(ctx context.Context, name string) error {
+	p.endWait(name)
+	return p.tf.Stop(ctx, name)
+}
 
 var _ envmgr.Provisioner = (*Provisioner)(nil)
 
@@ -285,6 +337,12 @@ func (p *Provisioner) onBeat(m *nats.Msg) {
 	p.beatsMu.Lock()
 	p.beats[st.Env] = beat{st: st, at: time.Now()}
 	p.beatsMu.Unlock()
+	p.waitMu.Lock()
+	_, waiting := p.waiting[st.Env]
+	p.waitMu.Unlock()
+	if waiting {
+		p.wake(st.Env)
+	}
 }
 
 // Close ends the heartbeat subscription.
@@ -369,12 +427,13 @@ func (p *Provisioner) CredsRef(name string) string { return awssecrets.NATSCreds
 
 // Start starts the instance again and waits for the node's heartbeat.
 func (p *Provisioner) Start(ctx context.Context, name string) (string, error) {
-	return p.whenReady(ctx, name, func() (string, error) { return p.tf.Start(ctx, name) })
+	return p.whenReady(name, func() (string, error) { return p.tf.Start(ctx, name) })
 }
 
 // Destroy destroys the resources first, then revokes the node's NATS
 // credentials and deletes the secrets they were read from.
 func (p *Provisioner) Destroy(ctx context.Context, name string) error {
+	p.endWait(name)
 	if err := p.tf.Destroy(ctx, name); err != nil {
 		return err
 	}

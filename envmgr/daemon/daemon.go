@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/paddockhq/paddock/internal/buildinfo"
@@ -152,6 +153,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	}
 	hub := envmgr.NewProgressHub()
 	var prov envmgr.Provisioner
+	var wake atomic.Pointer[envmgr.Reconciler] // for a provisioner's wake-ups
 	if c.AWS != nil {
 		ac := *c.AWS
 		ac.Terraform.Logger = log
@@ -177,6 +179,11 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 				return creds, err
 			}
 			ac.RevokeNATSCreds = lc.Revoke
+		}
+		ac.Wake = func(name string) { // the reconciler exists by the time a node reports
+			if r := wake.Load(); r != nil {
+				r.Enqueue(name)
+			}
 		}
 		ap, err := aws.New(ctx, ac, nc, hub)
 		if err != nil {
@@ -213,6 +220,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		mgr.SetCatalog(cat)
 	}
 	rec := envmgr.NewReconciler(store, prov, nil, log)
+	wake.Store(rec)
 	if c.Workers > 0 {
 		rec.Workers = c.Workers
 	}
