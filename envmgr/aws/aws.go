@@ -1,10 +1,12 @@
 // Package aws provisions environments on AWS: each a node from the
 // dev-trading-env Terraform module (envmgr/terraform runs it), its
-// sandbox-only secrets in Secrets Manager (envmgr/awssecrets), and
-// its strategy as a content-addressed S3 artifact (artifacts.go), and
-// readiness from the node's first heartbeat on env.<name>.node. It
-// implements envmgr.Provisioner; envmgr/daemon wires it in when the manager
-// is given an AWS configuration.
+// sandbox-only secrets in Secrets Manager (envmgr/awssecrets), its strategy
+// as a content-addressed S3 artifact (artifacts.go), readiness from the
+// node's first heartbeat on env.<name>.node (a wait the reconciler revisits,
+// not a blocked worker), supervision from the heartbeats and, when they
+// stop, from EC2 by the module's tags (envmgr/awsec2), and credential
+// re-issue on extension. It implements envmgr.Provisioner; envmgr/daemon
+// wires it in when the manager is given an AWS configuration.
 package aws
 
 import (
@@ -24,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/artifact"
+	"github.com/paddockhq/paddock/envmgr/awsec2"
 	"github.com/paddockhq/paddock/envmgr/awssecrets"
 	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/envmgr/terraform"
@@ -99,8 +102,11 @@ type Provisioner struct {
 	tf      *terraform.Provisioner
 	secrets *awssecrets.Store
 	s3      *s3.Client
-	nc      *nats.Conn
-	hub     *envmgr.ProgressHub
+	ec2     awsec2.API
+	// startedAt is when this manager started listening for heartbeats.
+	startedAt time.Time
+	nc        *nats.Conn
+	hub       *envmgr.ProgressHub
 
 	waitMu  sync.Mutex
 	waiting map[string]*wait // applied, the node not reported yet
@@ -131,7 +137,7 @@ func New(ctx context.Context, c Config, nc *nats.Conn, hub *envmgr.ProgressHub) 
 		c.NodeBeatTimeout = 30 * time.Second
 	}
 	p := &Provisioner{cfg: c, secrets: store, nc: nc, hub: hub, beats: map[string]beat{}, artifacts: map[string]*strategyArtifact{}, waiting: map[string]*wait{},
-		s3: newS3(awsCfg, c.Endpoint)}
+		s3: newS3(awsCfg, c.Endpoint), ec2: awsec2.NewClient(awsCfg, c.Endpoint), startedAt: time.Now()}
 	// Supervision: every node's heartbeat, remembered for Status.
 	if p.beatsSub, err = nc.Subscribe(client.StatusSubject("*"), p.onBeat); err != nil {
 		return nil, fmt.Errorf("subscribe to node heartbeats: %w", err)
@@ -349,27 +355,54 @@ func (p *Provisioner) onBeat(m *nats.Msg) {
 func (p *Provisioner) Close() { _ = p.beatsSub.Unsubscribe() }
 
 // Status is what the node's last heartbeat said: its health (books live,
-// strategy, halt), or, when the beats stopped for NodeBeatTimeout, that it
-// is silent (degraded, not restarted: a lost network is no reason to
-// re-apply). A node that said it was stopping is not running, and the
-// reconciler starts it again. With no heartbeat heard yet (a manager that
-// just started), there is no news.
-func (p *Provisioner) Status(_ context.Context, name string) (envmgr.NodeStatus, error) {
-	p.beatsMu.Lock()
-	b, ok := p.beats[name]
-	p.beatsMu.Unlock()
-	if !ok {
-		return envmgr.NodeStatus{Running: true}, nil
-	}
-	if b.st.State != client.NodeRunning {
+// strategy, halt). A node that said it was stopping is not running, and the
+// reconciler starts it again. When the beats stopped for NodeBeatTimeout
+// (or none came since this manager started), EC2 is asked, by the tags the
+// module sets: an instance that is gone (terminated) or stopped is not
+// running, so the reconciler re-applies the environment; one that runs but
+// is silent is degraded with that reason (a lost network is no reason to
+// re-create it).
+func (p *Provisioner) Status(ctx context.Context, name string) (envmgr.NodeStatus, error) {
+	b, ok := p.lastBeat(name)
+	if ok && b.st.State != client.NodeRunning {
 		return envmgr.NodeStatus{}, nil
 	}
-	st := envmgr.NodeStatus{Running: true, Health: healthOf(b.st)}
-	if silent := time.Since(b.at); silent > p.cfg.NodeBeatTimeout {
-		st.Health.Ready = false
-		st.Health.Reasons = append([]string{fmt.Sprintf("no heartbeat from the node for %v", silent.Round(time.Second))}, st.Health.Reasons...)
+	var silent time.Duration
+	if ok {
+		silent = time.Since(b.at)
+	} else {
+		silent = time.Since(p.startedAt)
 	}
-	return st, nil
+	if silent <= p.cfg.NodeBeatTimeout {
+		if !ok {
+			return envmgr.NodeStatus{Running: true}, nil // no news yet
+		}
+		return envmgr.NodeStatus{Running: true, Health: healthOf(b.st)}, nil
+	}
+	silence := fmt.Sprintf("no heartbeat from the node for %v", silent.Round(time.Second))
+	if !ok {
+		silence = fmt.Sprintf("no heartbeat from the node since the manager started %v ago", silent.Round(time.Second))
+	}
+	health := &envmgr.Health{}
+	if ok {
+		health = healthOf(b.st)
+	}
+	health.Ready = false
+	found, err := awsec2.Find(ctx, p.ec2, name)
+	switch {
+	case err != nil:
+		health.Reasons = append([]string{silence, "EC2 could not be asked: " + err.Error()}, health.Reasons...)
+		return envmgr.NodeStatus{Running: true, Health: health}, nil
+	case len(found) == 0:
+		return envmgr.NodeStatus{}, nil // terminated (or never created): apply again
+	}
+	for _, in := range found {
+		if in.State == "running" || in.State == "pending" {
+			health.Reasons = append([]string{fmt.Sprintf("%s; instance %s is %s", silence, in.ID, in.State)}, health.Reasons...)
+			return envmgr.NodeStatus{Running: true, Health: health}, nil
+		}
+	}
+	return envmgr.NodeStatus{}, nil // stopped or stopping behind the manager's back: start it again
 }
 
 // healthOf is the manager's view of a heartbeat's health.

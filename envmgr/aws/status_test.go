@@ -6,7 +6,12 @@ import (
 	"testing"
 	"time"
 
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/paddockhq/paddock/envmgr/awsec2"
 	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/mototest"
 	"github.com/paddockhq/paddock/internal/natstest"
 	"github.com/paddockhq/paddock/sandbox/client"
 )
@@ -19,7 +24,9 @@ import (
 func TestHeartbeatsSupervise(t *testing.T) {
 	ns := natstest.Server(t, embednats.Options{})
 	nc := natstest.Connect(t, ns.ClientURL())
-	p := &Provisioner{cfg: Config{NodeBeatTimeout: 200 * time.Millisecond}, nc: nc, beats: map[string]beat{}}
+	awsCfg, endpoint := mototest.AWSConfig(t)
+	ec := awsec2.NewClient(awsCfg, endpoint)
+	p := &Provisioner{cfg: Config{NodeBeatTimeout: 200 * time.Millisecond}, nc: nc, beats: map[string]beat{}, ec2: ec, startedAt: time.Now()}
 	var err error
 	if p.beatsSub, err = nc.Subscribe(client.StatusSubject("*"), p.onBeat); err != nil {
 		t.Fatal(err)
@@ -56,11 +63,29 @@ func TestHeartbeatsSupervise(t *testing.T) {
 	if running, _, ready := status(); !running || !ready {
 		t.Fatal("a beat about n2 on n1's subject changed n1")
 	}
-	// Silence.
+	// Silence, with the instance running (as EC2 reports it by its tags):
+	// degraded, with the instance named, not re-created.
+	id := runInstance(t, ec, "n1")
 	waitFor(t, func() bool {
-		_, reasons, ready := status()
-		return !ready && len(reasons) > 0 && strings.HasPrefix(reasons[0], "no heartbeat from the node for")
+		running, reasons, ready := status()
+		return running && !ready && len(reasons) > 0 && strings.HasPrefix(reasons[0], "no heartbeat from the node for") &&
+			strings.Contains(reasons[0], "instance "+id+" is running")
 	})
+	// Silence with the instance stopped behind the manager's back, then
+	// terminated: not running, so the reconciler applies it again. On the
+	// first wave's code a terminated instance went unnoticed.
+	if _, err := ec.StopInstances(t.Context(), &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { running, _, _ := status(); return !running })
+	if _, err := ec.TerminateInstances(t.Context(), &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	if running, _, _ := status(); running {
+		t.Fatal("a silent node whose instance is terminated is reported running")
+	}
+	send(client.NodeStatus{Env: "n1", State: client.NodeRunning, Health: &client.Health{Ready: true, Books: 1, BooksLive: 1}})
+	waitFor(t, func() bool { _, _, ready := status(); return ready }) // beating again: EC2 is not asked
 	// Stopping.
 	send(client.NodeStatus{Env: "n1", State: client.NodeStopping})
 	waitFor(t, func() bool { running, _, _ := status(); return !running })
@@ -75,4 +100,19 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond) // heartbeats arrive asynchronously
 	}
+}
+
+// runInstance starts a moto EC2 instance tagged as the module tags env's node.
+func runInstance(t *testing.T, ec *ec2.Client, env string) string {
+	t.Helper()
+	var tags []ec2types.Tag
+	for k, v := range map[string]string{"Name": "paddock-" + env, "Environment": "development", "EnvName": env, "AutoDestroy": "true"} {
+		tags = append(tags, ec2types.Tag{Key: sdkaws.String(k), Value: sdkaws.String(v)})
+	}
+	out, err := ec.RunInstances(t.Context(), &ec2.RunInstancesInput{ImageId: sdkaws.String("ami-12c6146b"), MinCount: sdkaws.Int32(1), MaxCount: sdkaws.Int32(1),
+		InstanceType: ec2types.InstanceTypeC6i2xlarge, TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: tags}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sdkaws.ToString(out.Instances[0].InstanceId)
 }
