@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/paddockhq/paddock/feed"
@@ -119,9 +118,10 @@ func (c *Config) setDefaults() error {
 }
 
 // Adapter publishes one Binance venue through a feed.Outlet. Create with
-// New and Run once. Frames from every connection are processed under one
-// mutex, so per-instrument state needs no further locking and messages keep
-// exchange order.
+// New and Run once. Each instrument belongs to one slot, and everything that
+// touches its state (the slot's frames, its snapshot fetches, its outages)
+// runs under that slot's lock (session.Slot), so messages keep exchange
+// order with one lock per frame.
 type Adapter struct {
 	cfg      Config
 	out      *feed.Outlet
@@ -130,14 +130,12 @@ type Adapter struct {
 	limiter  *rate.Limiter
 	fetchSem chan struct{}
 
-	mu     sync.Mutex
 	states map[string]*instState // by exchange symbol (BTCUSDT)
 	slots  []*slot
 	ctx    context.Context // set by Run; fetch loops stop with it
 	wg     sync.WaitGroup  // fetch loops
 
-	lastData atomic.Int64
-	badLog   feed.RateLog
+	badLog feed.RateLog
 }
 
 // New creates an adapter for the outlet's instruments.
@@ -198,9 +196,7 @@ func (a *Adapter) Connections() int { return len(a.slots) }
 
 // Run runs every connection slot until ctx is cancelled.
 func (a *Adapter) Run(ctx context.Context) error {
-	a.mu.Lock()
-	a.ctx = ctx
-	a.mu.Unlock()
+	a.ctx = ctx // before any slot runs: fetch loops start from frames
 	var wg sync.WaitGroup
 	for _, s := range a.slots {
 		wg.Add(1)
@@ -216,8 +212,9 @@ func (a *Adapter) Run(ctx context.Context) error {
 
 // Status reports the venue's connection state for the Status heartbeat.
 func (a *Adapter) Status() feed.VenueStatus {
-	st := feed.VenueStatus{State: proto.StateConnected, LastData: a.lastData.Load()}
+	st := feed.VenueStatus{State: proto.StateConnected}
 	for _, s := range a.slots {
+		st.LastData = max(st.LastData, s.sess.LastData())
 		st.Connections += s.sess.Open()
 		if ss := s.sess.State(); ss != proto.StateConnected && (st.State == proto.StateConnected || ss == proto.StateDisconnected) {
 			st.State = ss
@@ -229,7 +226,7 @@ func (a *Adapter) Status() feed.VenueStatus {
 // process handles a parsed data event from slot s; it reports whether the
 // event must be held (secondary is true only for a rollover's newer
 // connection, which holds what the primary has not delivered yet). Caller
-// holds a.mu.
+// holds the slot's lock.
 func (a *Adapter) process(s *slot, secondary bool, ev *Event, recv int64) (hold bool) {
 	st := a.states[string(ev.Symbol)]
 	if st == nil || st.slot != s {

@@ -56,7 +56,6 @@ func (s *slot) newSession() (*session.Slot, error) {
 // publishing, with no allocation in steady state.
 func (s *slot) Frame(c *session.Conn, frame []byte, recv int64) (hold bool) {
 	a := s.a
-	a.lastData.Store(recv)
 	a.out.Metrics.Frames.Inc()
 	ev, err := s.parser.Parse(frame)
 	if err != nil {
@@ -77,8 +76,8 @@ func (s *slot) Frame(c *session.Conn, frame []byte, recv int64) (hold bool) {
 		a.badFrame(ErrUnknownEvent, frame)
 		return false
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	// The session calls Frame under the slot's lock: the slot's state is
+	// ours here (a snapshot fetch takes the same lock).
 	return a.process(s, c.Secondary(), ev, recv)
 }
 
@@ -90,8 +89,8 @@ func (s *slot) Lost(reason error) {
 		r = proto.ResetStale
 	}
 	now := a.now().UnixNano()
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	s.sess.Lock()
+	defer s.sess.Unlock()
 	for _, st := range s.insts {
 		a.outage(st, r, now)
 	}

@@ -18,8 +18,8 @@ import (
 
 // hotPath is an adapter wired to a real embedded NATS server with one
 // instrument whose book is in sync, and a connection value whose frames go
-// straight to the slot's Frame (the code after the WebSocket read and the
-// session's lock, whose own cost feed/session measures).
+// to the slot's Frame under the slot's lock, as the session delivers them
+// (the code after the WebSocket read).
 type hotPath struct {
 	a   *Adapter
 	c   *session.Conn // a zero Conn: a primary outside any running slot
@@ -58,6 +58,14 @@ func newHotPath(tb testing.TB) *hotPath {
 	return &hotPath{a: a, c: &session.Conn{}, st: st, nc: nc, reg: reg}
 }
 
+// frame hands one frame to the slot as its session does: under the slot's
+// lock (the one lock per frame on this path).
+func (h *hotPath) frame(f []byte, recv int64) {
+	h.st.slot.sess.Lock()
+	h.st.slot.Frame(h.c, f, recv)
+	h.st.slot.sess.Unlock()
+}
+
 // frames returns n frames of one kind with consecutive ids, built before
 // measuring so that only the feed's own work is counted.
 func frames(kind string, n int, from uint64) [][]byte {
@@ -94,11 +102,11 @@ func TestFrameToNATSAllocs(t *testing.T) {
 			now := time.Now().UnixNano()
 			// Warm up buffers before measuring.
 			for range 5 {
-				h.st.slot.Frame(h.c, fs[i], now)
+				h.frame(fs[i], now)
 				i++
 			}
 			allocs := testing.AllocsPerRun(runs, func() {
-				h.st.slot.Frame(h.c, fs[i], now)
+				h.frame(fs[i], now)
 				i++
 			})
 			if allocs != 0 {
@@ -130,7 +138,7 @@ func BenchmarkFrameToNATS(b *testing.B) {
 					fs = frames(kind, len(fs), uint64(i)+1)
 					b.StartTimer()
 				}
-				h.st.slot.Frame(h.c, fs[i%len(fs)], now)
+				h.frame(fs[i%len(fs)], now)
 				i++
 			}
 		})
@@ -145,7 +153,7 @@ func TestResyncBufferOverflowIsCounted(t *testing.T) {
 	h.st.synced = false // waiting for a snapshot (no fetch runs: the adapter is not running)
 	fs := frames("depth10", maxBuffered+1, 1)
 	for _, f := range fs {
-		h.st.slot.Frame(h.c, f, 1)
+		h.frame(f, 1)
 	}
 	got, err := testutil.GatherAndCount(h.reg, "paddock_feed_queue_overflows_total")
 	if err != nil || got == 0 {

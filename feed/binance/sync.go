@@ -33,7 +33,8 @@ const (
 	maxStaleRun = 100
 )
 
-// instState is the adapter's per-instrument state. Guarded by Adapter.mu.
+// instState is the adapter's per-instrument state. Guarded by its slot's lock
+// (session.Slot.Lock; Frame runs under it).
 type instState struct {
 	in    *feed.Instrument
 	upper string // exchange symbol as sent in "s" (BTCUSDT)
@@ -263,26 +264,26 @@ func (a *Adapter) fetchLoop(st *instState) {
 	bo := session.Backoff{Min: a.cfg.BackoffMin, Max: a.cfg.BackoffMax}
 	for {
 		snap, err := a.fetchSnapshot(a.ctx, st.upper)
-		a.mu.Lock()
+		st.slot.sess.Lock()
 		if err == nil {
 			done, why := a.applySnapshot(st, snap)
 			if done {
-				a.mu.Unlock()
+				st.slot.sess.Unlock()
 				return
 			}
 			err = why
 		}
 		if len(st.buf) == 0 || a.ctx.Err() != nil {
 			st.fetching = false
-			a.mu.Unlock()
+			st.slot.sess.Unlock()
 			return
 		}
-		a.mu.Unlock()
+		st.slot.sess.Unlock()
 		a.log.Warn("depth snapshot", "symbol", st.upper, "err", err)
 		if !clock.Sleep(a.clk, bo.Next(), a.ctx.Done()) {
-			a.mu.Lock()
+			st.slot.sess.Lock()
 			st.fetching = false
-			a.mu.Unlock()
+			st.slot.sess.Unlock()
 			return
 		}
 	}

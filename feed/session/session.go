@@ -59,7 +59,9 @@ type Handler interface {
 	// arrive and at the switch. A primary's frames are never held.
 	Frame(c *Conn, frame []byte, recv int64) (hold bool)
 	// Lost tells the venue the slot has no usable connection (ErrSilent
-	// when it went quiet); it is called before the reconnect backoff.
+	// when it went quiet); it is called before the reconnect backoff,
+	// without the slot's lock (take it with Slot.Lock to touch what Frame
+	// touches).
 	Lost(reason error)
 }
 
@@ -158,6 +160,7 @@ type Slot struct {
 	kick         chan struct{} // rollover requests (capacity 1)
 	state        atomic.Int32  // proto.State
 	open         atomic.Int32  // open connections
+	lastData     atomic.Int64  // ns on the clock: the last frame on any connection
 }
 
 // New checks cfg and returns a slot.
@@ -170,8 +173,19 @@ func New(cfg Config) (*Slot, error) {
 	return s, nil
 }
 
+// Lock and Unlock take the lock the slot calls Handler.Frame under, so that
+// a venue's other goroutines (a snapshot fetch applying a book) change the
+// slot's per-instrument state serialized with its frames, without a second
+// lock on the hot path. Never call them from inside Handler.Frame.
+func (s *Slot) Lock()   { s.mu.Lock() }
+func (s *Slot) Unlock() { s.mu.Unlock() }
+
 // State is the slot's connection state.
 func (s *Slot) State() proto.State { return proto.State(s.state.Load()) }
+
+// LastData is when the last frame arrived on any of the slot's
+// connections (ns on the slot's clock; 0: never).
+func (s *Slot) LastData() int64 { return s.lastData.Load() }
 
 // Open is how many connections are open (two during a rollover).
 func (s *Slot) Open() int { return int(s.open.Load()) }
@@ -326,6 +340,7 @@ func (c *Conn) read() {
 		}
 		now := s.clk.Now().UnixNano()
 		c.lastFrame.Store(now)
+		s.lastData.Store(now)
 		s.deliver(c, buf, now)
 	}
 }
