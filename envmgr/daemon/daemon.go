@@ -154,6 +154,11 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	hub := envmgr.NewProgressHub()
 	var prov envmgr.Provisioner
 	var wake atomic.Pointer[envmgr.Reconciler] // for a provisioner's wake-ups
+	wakeUp := func(name string) {              // the reconciler exists by the time a node decides
+		if r := wake.Load(); r != nil {
+			r.Enqueue(name)
+		}
+	}
 	if c.AWS != nil {
 		ac := *c.AWS
 		ac.Terraform.Logger = log
@@ -180,11 +185,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 			}
 			ac.RevokeNATSCreds = lc.Revoke
 		}
-		ac.Wake = func(name string) { // the reconciler exists by the time a node reports
-			if r := wake.Load(); r != nil {
-				r.Enqueue(name)
-			}
-		}
+		ac.Wake = wakeUp
 		ap, err := aws.New(ctx, ac, nc, hub)
 		if err != nil {
 			return err
@@ -192,6 +193,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		defer ap.Close()
 		prov = ap
 	} else {
+		lc.Wake = wakeUp
 		lp, err := local.New(lc)
 		if err != nil {
 			return err

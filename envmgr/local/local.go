@@ -47,7 +47,12 @@ type Config struct {
 	// node that answers but is not ready by then is reported degraded with
 	// its reasons, not ready. A node that does not answer at all fails.
 	ReadyTimeout time.Duration
-	Logger       *slog.Logger
+	// Wake, when set, makes waiting for a node a state rather than a
+	// blocked call: Provision and Start return envmgr.ErrWaiting while the
+	// node has not decided (ready, degraded at the deadline, or dead), and a
+	// watcher calls Wake(name) once it has. Nil: they wait themselves.
+	Wake   func(name string)
+	Logger *slog.Logger
 	// Credentials, when set, mints the NATS credentials of an environment's
 	// node (a .creds file's content, the user's public key, and the reply
 	// inbox prefix the node must use). Without it nodes connect anonymously,
@@ -80,6 +85,15 @@ type Provisioner struct {
 	// adopted are nodes a previous manager started that this one took over;
 	// StopAll stops them as well as its own.
 	adopted map[string]bool
+	// waits are nodes started (or adopted) whose readiness the reconciler
+	// is waiting for (with Config.Wake); watchers wake it up when decided.
+	waits    map[string]*readyWait
+	watchers sync.WaitGroup
+}
+
+// readyWait is one node's readiness deadline.
+type readyWait struct {
+	deadline, answerBy time.Time
 }
 
 type proc struct {
@@ -124,7 +138,7 @@ func New(c Config) (*Provisioner, error) {
 		return nil, err
 	}
 	return &Provisioner{cfg: c, log: c.Logger.With("component", "provisioner", "backend", "local"),
-		procs: map[string]*proc{}, adopted: map[string]bool{}}, nil
+		procs: map[string]*proc{}, adopted: map[string]bool{}, waits: map[string]*readyWait{}}, nil
 }
 
 func (p *Provisioner) lock(name string) func() { return p.locks.Lock(name) }
@@ -238,6 +252,9 @@ func (p *Provisioner) Refresh(_ context.Context, e envmgr.Environment, s *spec.S
 // already running).
 func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *spec.Spec) (string, error) {
 	defer p.lock(e.Name)()
+	if w := p.waitOf(e.Name); w != nil {
+		return p.check(ctx, e.Name, w) // started already: only its readiness is pending
+	}
 	if err := os.MkdirAll(p.dir(e.Name), 0o700); err != nil {
 		return "", fmt.Errorf("provision %s: %w", e.Name, err)
 	}
@@ -276,6 +293,9 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 // Start starts a provisioned node again, or adopts it if it is running.
 func (p *Provisioner) Start(ctx context.Context, name string) (string, error) {
 	defer p.lock(name)()
+	if w := p.waitOf(name); w != nil {
+		return p.check(ctx, name, w)
+	}
 	if _, err := os.Stat(p.configPath(name)); err != nil {
 		return "", fmt.Errorf("start %s: not provisioned: %w", name, err)
 	}
@@ -285,12 +305,14 @@ func (p *Provisioner) Start(ctx context.Context, name string) (string, error) {
 // Stop stops the node, keeping its directory.
 func (p *Provisioner) Stop(ctx context.Context, name string) error {
 	defer p.lock(name)()
+	p.endWait(name)
 	return p.stop(ctx, name)
 }
 
 // Destroy stops the node and removes its directory.
 func (p *Provisioner) Destroy(ctx context.Context, name string) error {
 	defer p.lock(name)()
+	p.endWait(name)
 	if err := p.stop(ctx, name); err != nil {
 		return err
 	}
@@ -370,6 +392,7 @@ func (p *Provisioner) StopAll(ctx context.Context) (stopped []string) {
 		}
 		stopped = append(stopped, n)
 	}
+	p.watchers.Wait() // their nodes are stopped: each has decided
 	return stopped
 }
 
@@ -414,7 +437,7 @@ func (p *Provisioner) ensureRunning(ctx context.Context, name string) (string, e
 			p.adopted[name] = true
 		}
 		p.mu.Unlock()
-		return p.waitReady(ctx, name)
+		return p.awaitReady(ctx, name)
 	}
 	_ = os.Remove(p.endpointPath(name))
 	logf, err := os.OpenFile(filepath.Join(p.dir(name), "node.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
@@ -445,7 +468,7 @@ func (p *Provisioner) ensureRunning(ctx context.Context, name string) (string, e
 		return "", err
 	}
 	p.log.Info("node started", "env", name, "pid", cmd.Process.Pid)
-	return p.waitReady(ctx, name)
+	return p.awaitReady(ctx, name)
 }
 
 // nodeEnv is the node's environment: artifact.MinimalEnv plus the PADDOCK_ settings
@@ -460,38 +483,58 @@ func nodeEnv(cmdEnv []string) []string {
 	return env
 }
 
-// waitReady waits for the node to answer (its endpoint file and /healthz),
-// then up to ReadyTimeout for it to work (/readyz). It fails only when the
-// node never answers; a node that answers but does not work by then is
-// returned, and the reconciler records it as degraded with the reasons.
-func (p *Provisioner) waitReady(ctx context.Context, name string) (string, error) {
+// awaitReady waits for a node just started or adopted: itself (waitReady)
+// without Config.Wake; with it, it records the wait, starts a watcher that
+// wakes the reconciler once the node has decided, and answers at once.
+func (p *Provisioner) awaitReady(ctx context.Context, name string) (string, error) {
+	w := p.newWait()
+	if p.cfg.Wake == nil {
+		return p.waitReady(ctx, name, w)
+	}
+	p.mu.Lock()
+	p.waits[name] = w
+	p.mu.Unlock()
+	p.watchers.Go(func() {
+		_, _ = p.waitReady(context.Background(), name, w)
+		p.cfg.Wake(name)
+	})
+	return p.check(ctx, name, w)
+}
+
+func (p *Provisioner) newWait() *readyWait {
 	// A node has at least answerTimeout to answer, whatever ReadyTimeout.
-	deadline, answerBy := time.Now().Add(p.cfg.ReadyTimeout), time.Now().Add(max(p.cfg.ReadyTimeout, answerTimeout))
-	endpoint := ""
+	now := time.Now()
+	return &readyWait{deadline: now.Add(p.cfg.ReadyTimeout), answerBy: now.Add(max(p.cfg.ReadyTimeout, answerTimeout))}
+}
+
+func (p *Provisioner) waitOf(name string) *readyWait {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waits[name]
+}
+
+func (p *Provisioner) endWait(name string) {
+	p.mu.Lock()
+	delete(p.waits, name)
+	p.mu.Unlock()
+}
+
+// check looks at a waiting node once: its endpoint when it decided, or
+// envmgr.ErrWaiting.
+func (p *Provisioner) check(ctx context.Context, name string, w *readyWait) (string, error) {
+	endpoint, done, err := p.evaluate(ctx, name, w)
+	if !done {
+		return "", fmt.Errorf("%w: node %s is starting (its books joining, its strategy coming up; up to %v)", envmgr.ErrWaiting, name, p.cfg.ReadyTimeout)
+	}
+	p.endWait(name)
+	return endpoint, err
+}
+
+// waitReady polls evaluate until the node has decided.
+func (p *Provisioner) waitReady(ctx context.Context, name string, w *readyWait) (string, error) {
 	for {
-		if endpoint == "" {
-			if ep, err := os.ReadFile(p.endpointPath(name)); err == nil && len(ep) > 0 {
-				if resp, err := probe.Get(string(ep) + "/healthz"); err == nil {
-					resp.Body.Close()
-					if resp.StatusCode == http.StatusOK {
-						endpoint = string(ep)
-					}
-				}
-			}
-		}
-		if endpoint != "" {
-			if h, err := readiness(ctx, endpoint); err == nil && h.Ready {
-				return endpoint, nil
-			}
-		}
-		if p.livePID(name) == 0 {
-			return "", fmt.Errorf("node %s exited before it was ready (see %s)", name, filepath.Join(p.dir(name), "node.log"))
-		}
-		if endpoint != "" && time.Now().After(deadline) {
-			return endpoint, nil // up, not working: degraded
-		}
-		if time.Now().After(answerBy) {
-			return "", fmt.Errorf("node %s did not answer within %v (see %s)", name, max(p.cfg.ReadyTimeout, answerTimeout), filepath.Join(p.dir(name), "node.log"))
+		if endpoint, done, err := p.evaluate(ctx, name, w); done {
+			return endpoint, err
 		}
 		select {
 		case <-ctx.Done():
@@ -499,6 +542,37 @@ func (p *Provisioner) waitReady(ctx context.Context, name string) (string, error
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// evaluate looks once at a starting node: it has decided when it works
+// (/readyz), has died, answers but still does not work at the deadline
+// (returned: the reconciler records it degraded with the reasons), or never
+// answered by answerBy.
+func (p *Provisioner) evaluate(ctx context.Context, name string, w *readyWait) (endpoint string, done bool, err error) {
+	if ep, err := os.ReadFile(p.endpointPath(name)); err == nil && len(ep) > 0 {
+		if resp, err := probe.Get(string(ep) + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				endpoint = string(ep)
+			}
+		}
+	}
+	if endpoint != "" {
+		if h, err := readiness(ctx, endpoint); err == nil && h.Ready {
+			return endpoint, true, nil
+		}
+	}
+	if p.livePID(name) == 0 {
+		return "", true, fmt.Errorf("node %s exited before it was ready (see %s)", name, filepath.Join(p.dir(name), "node.log"))
+	}
+	now := time.Now()
+	if endpoint != "" && now.After(w.deadline) {
+		return endpoint, true, nil // up, not working: degraded
+	}
+	if now.After(w.answerBy) {
+		return "", true, fmt.Errorf("node %s did not answer within %v (see %s)", name, max(p.cfg.ReadyTimeout, answerTimeout), filepath.Join(p.dir(name), "node.log"))
+	}
+	return "", false, nil
 }
 
 func (p *Provisioner) stop(ctx context.Context, name string) error {

@@ -373,3 +373,46 @@ func TestTTLExpiryDestroys(t *testing.T) {
 		t.Fatal("no expire record in the audit log")
 	}
 }
+
+// TestWaitingForANodeIsAState: with a Wake hook (the manager's reconciler),
+// Provision starts the node and answers envmgr.ErrWaiting at once instead of
+// holding the caller while the node comes up; a watcher wakes the
+// environment when the node has decided, and the next call returns its
+// endpoint (without starting a second node).
+func TestWaitingForANodeIsAState(t *testing.T) {
+	r := newRig(t)
+	woken := make(chan string, 4)
+	p, err := local.New(local.Config{StateDir: r.stateDir, NATSURL: r.natsURL, Command: nodeCommand, ReadyTimeout: time.Second,
+		Wake: func(name string) { woken <- name }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.StopAll(context.Background()) })
+	e, err := r.mgr.Create(t.Context(), alice, envmgr.CreateRequest{SpecYAML: []byte(fmt.Sprintf(devEnv, "waits", 1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := spec.Parse([]byte(e.SpecYAML), spec.Options{Now: e.CreatedAt, TTLApproved: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Provision(t.Context(), e, s); !errors.Is(err, envmgr.ErrWaiting) {
+		t.Fatalf("first Provision: %v, want ErrWaiting", err)
+	}
+	pid := pidOf(t, r.stateDir, "waits")
+	select {
+	case name := <-woken:
+		if name != "waits" {
+			t.Fatalf("woke %q", name)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the watcher never woke the environment")
+	}
+	endpoint, err := p.Provision(t.Context(), e, s)
+	if err != nil || !healthy(t, endpoint) {
+		t.Fatalf("after the wake-up: %q %v", endpoint, err)
+	}
+	if got := pidOf(t, r.stateDir, "waits"); got != pid || !alive(pid) {
+		t.Fatalf("node pid %d -> %d: a second node was started", pid, got)
+	}
+}
