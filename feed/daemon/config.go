@@ -48,20 +48,35 @@ type EmbeddedConfig struct {
 	AuthDir string `yaml:"auth_dir"`
 }
 
-// VenueConfig is one venue.
+// VenueConfig is one venue: what every venue has (endpoints, instruments,
+// events, the connection lifecycle of feed/session), and one typed section
+// for its adapter family's own settings. A section for another family is
+// refused, not ignored.
 type VenueConfig struct {
-	Name             string        `yaml:"name"` // binance | binance-perp
-	WSURL            string        `yaml:"ws_url"`
-	RESTURL          string        `yaml:"rest_url"`
-	TradeStream      string        `yaml:"trade_stream"` // trade | aggTrade
-	Instruments      []string      `yaml:"instruments"`
-	Events           []string      `yaml:"events"` // trades, orderbook, bbo (default all)
-	DepthLimit       int           `yaml:"depth_limit"`
+	Name        string   `yaml:"name"` // a venue the registry knows and this feed carries
+	WSURL       string   `yaml:"ws_url"`
+	RESTURL     string   `yaml:"rest_url"`
+	Instruments []string `yaml:"instruments"`
+	Events      []string `yaml:"events"` // trades, orderbook, bbo (default all)
+	// The connection lifecycle (feed/session), for every venue.
 	SilenceTimeout   time.Duration `yaml:"silence_timeout"`
 	MaxConnectionAge time.Duration `yaml:"max_connection_age"`
 	RolloverOverlap  time.Duration `yaml:"rollover_overlap"`
-	MaxStreams       int           `yaml:"max_streams_per_connection"`
+	// Binance is the Binance family's section (binance, binance-perp).
+	Binance *BinanceSettings `yaml:"binance"`
 }
+
+// BinanceSettings are the Binance adapter's own settings.
+type BinanceSettings struct {
+	TradeStream string `yaml:"trade_stream"`               // trade | aggTrade (default: the venue's)
+	DepthLimit  int    `yaml:"depth_limit"`                // REST snapshot depth (default 1000)
+	MaxStreams  int    `yaml:"max_streams_per_connection"` // default and maximum 1024
+}
+
+// movedToSection are the first wave's flat Binance keys, now in the
+// binance section: a configuration that still has them is told where they
+// went.
+var movedToSection = []string{"trade_stream", "depth_limit", "max_streams_per_connection"}
 
 // LoadConfig reads and validates a configuration file. Unknown fields are
 // errors, so a misspelt option is never silently ignored.
@@ -79,6 +94,11 @@ func ParseConfig(raw []byte) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
+		for _, k := range movedToSection {
+			if strings.Contains(err.Error(), "field "+k+" not found") {
+				return nil, fmt.Errorf("parse config: %w (Binance's %s moved into the venue's binance: section)", err, k)
+			}
+		}
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
 	if err := c.Validate(); err != nil {
@@ -127,8 +147,25 @@ func (c *Config) Validate() error {
 		if v.RESTURL == "" {
 			v.RESTURL = d.RESTURL
 		}
-		if v.TradeStream == "" {
-			v.TradeStream = d.TradeStream
+		switch {
+		case d.Adapter == "binance":
+			if v.Binance == nil {
+				v.Binance = &BinanceSettings{}
+			}
+			if v.Binance.TradeStream == "" {
+				v.Binance.TradeStream = d.TradeStream
+			}
+			if ts := v.Binance.TradeStream; ts != "trade" && ts != "aggTrade" {
+				errs = append(errs, fmt.Errorf("%s: binance.trade_stream %q: want trade or aggTrade", at, ts))
+			}
+			if n := v.Binance.MaxStreams; n < 0 || n > 1024 {
+				errs = append(errs, fmt.Errorf("%s: binance.max_streams_per_connection %d: want 1 to 1024 (Binance's limit)", at, n))
+			}
+			if n := v.Binance.DepthLimit; n < 0 || n > 5000 {
+				errs = append(errs, fmt.Errorf("%s: binance.depth_limit %d: want 1 to 5000", at, n))
+			}
+		case v.Binance != nil:
+			errs = append(errs, fmt.Errorf("%s: a binance section, but %s is not a Binance venue", at, v.Name))
 		}
 		if len(v.Instruments) == 0 {
 			errs = append(errs, fmt.Errorf("%s: instruments: at least one is required", at))

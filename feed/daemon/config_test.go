@@ -12,7 +12,7 @@ func TestExampleConfigIsValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Venues) != 2 || c.Venues[0].WSURL != "wss://stream.binance.com:9443" || c.Venues[1].TradeStream != "aggTrade" ||
+	if len(c.Venues) != 2 || c.Venues[0].WSURL != "wss://stream.binance.com:9443" || c.Venues[1].Binance.TradeStream != "aggTrade" ||
 		c.Venues[0].MaxConnectionAge != 23*time.Hour || c.NATS.Embedded.Listen != "127.0.0.1:4222" {
 		t.Fatalf("unexpected config: %+v", c)
 	}
@@ -29,6 +29,10 @@ func TestConfigErrors(t *testing.T) {
 		{"duplicate venue", "venues: [{name: binance, instruments: [a]}, {name: binance, instruments: [b]}]", "listed twice"},
 		{"bad duration", "status_interval: soon\nvenues: [{name: binance, instruments: [a]}]", "cannot unmarshal"},
 		{"all problems at once", "venues: [{name: binance, instruments: [BAD, b.c], events: [x]}]", `event "x"`},
+		{"flat binance key (first wave)", "venues: [{name: binance, instruments: [a], trade_stream: aggTrade}]", "moved into the venue's binance: section"},
+		{"bad trade stream", "venues: [{name: binance, instruments: [a], binance: {trade_stream: trades}}]", `binance.trade_stream "trades"`},
+		{"too many streams", "venues: [{name: binance, instruments: [a], binance: {max_streams_per_connection: 5000}}]", "want 1 to 1024"},
+		{"unknown binance key", "venues: [{name: binance, instruments: [a], binance: {depth: 5}}]", "field depth not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseConfig([]byte(tc.yaml))

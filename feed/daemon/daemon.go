@@ -147,9 +147,10 @@ func buildVenue(v VenueConfig, nc *nats.Conn, m *feed.Metrics, log *slog.Logger)
 // one place a new venue's code is wired in.
 var adapters = map[string]func(d venue.Venue, v VenueConfig, out *feed.Outlet, log *slog.Logger) (feed.Venue, error){
 	"binance": func(d venue.Venue, v VenueConfig, out *feed.Outlet, log *slog.Logger) (feed.Venue, error) {
+		b := v.Binance // Validate fills it for every Binance venue
 		return binance.New(binance.Config{
-			Futures: d.Type == "perpetual", WSURL: v.WSURL, RESTURL: v.RESTURL, TradeStream: v.TradeStream,
-			DepthLimit: v.DepthLimit, MaxStreamsPerConn: v.MaxStreams, SilenceTimeout: v.SilenceTimeout,
+			Futures: d.Type == "perpetual", WSURL: v.WSURL, RESTURL: v.RESTURL, TradeStream: b.TradeStream,
+			DepthLimit: b.DepthLimit, MaxStreamsPerConn: b.MaxStreams, SilenceTimeout: v.SilenceTimeout,
 			MaxConnAge: v.MaxConnectionAge, RolloverOverlap: v.RolloverOverlap, Logger: log,
 		}, out)
 	},
