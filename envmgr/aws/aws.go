@@ -76,15 +76,21 @@ type Config struct {
 	// waits for has reported, or the wait expired. Nil: the reconciler's
 	// tick revisits waiting environments.
 	Wake func(name string)
-	// MintNATSCreds issues the node's NATS credentials (stored in Secrets
-	// Manager for the node to fetch at boot); RevokeNATSCreds revokes a
-	// user's on destroy. Both nil without an operator-mode NATS.
-	MintNATSCreds   func(e envmgr.Environment, s *spec.Spec) ([]byte, error)
-	RevokeNATSCreds func(ctx context.Context, userPub string) error
+	// Issuer, when set (an operator-mode NATS), mints each node's NATS
+	// credentials (stored in Secrets Manager for the node to fetch) and
+	// revokes every user the environment had on destroy.
+	Issuer Issuer
 }
 
 // defaultTarget is a c6i node's platform.
 var defaultTarget = artifact.Target{GOOS: "linux", GOARCH: "amd64"}
+
+// Issuer mints and revokes the NATS users of environments
+// (*natsauth.Issuer is paddock's policy).
+type Issuer interface {
+	Issue(env string, s *spec.Spec, expires time.Time) (creds []byte, userPub, inbox string, err error)
+	Revoke(ctx context.Context, userPub string) error
+}
 
 // ErrNodeNotReady is returned when a provisioned node does not report ready
 // in time.
@@ -217,8 +223,8 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 	if _, err := p.secrets.Provision(ctx, e.Name, venues); err != nil {
 		return "", fmt.Errorf("provision %s: secrets: %w", e.Name, err)
 	}
-	if p.cfg.MintNATSCreds != nil {
-		creds, err := p.cfg.MintNATSCreds(e, s)
+	if p.cfg.Issuer != nil {
+		creds, _, _, err := p.cfg.Issuer.Issue(e.Name, s, e.ExpiresAt)
 		if err != nil {
 			return "", fmt.Errorf("provision %s: NATS credentials: %w", e.Name, err)
 		}
@@ -425,7 +431,7 @@ func healthOf(st client.NodeStatus) *envmgr.Health {
 // file and reconnects with it (its heartbeat then reports the new expiry).
 // Without an operator-mode NATS there is nothing to re-issue.
 func (p *Provisioner) Refresh(ctx context.Context, e envmgr.Environment, s *spec.Spec) error {
-	if p.cfg.MintNATSCreds == nil {
+	if p.cfg.Issuer == nil {
 		return nil
 	}
 	// The user being replaced is recorded first: the node keeps using it
@@ -445,7 +451,7 @@ func (p *Provisioner) Refresh(ctx context.Context, e envmgr.Environment, s *spec
 			}
 		}
 	}
-	creds, err := p.cfg.MintNATSCreds(e, s)
+	creds, _, _, err := p.cfg.Issuer.Issue(e.Name, s, e.ExpiresAt)
 	if err != nil {
 		return fmt.Errorf("refresh %s: NATS credentials: %w", e.Name, err)
 	}
@@ -470,7 +476,7 @@ func (p *Provisioner) Destroy(ctx context.Context, name string) error {
 	if err := p.tf.Destroy(ctx, name); err != nil {
 		return err
 	}
-	if p.cfg.RevokeNATSCreds != nil {
+	if p.cfg.Issuer != nil {
 		if err := p.revoke(ctx, name); err != nil {
 			return fmt.Errorf("destroy %s: revoke NATS credentials: %w", name, err)
 		}
@@ -494,7 +500,7 @@ func (p *Provisioner) revoke(ctx context.Context, name string) error {
 		users = append(users, cur)
 	}
 	for _, u := range users {
-		if err := p.cfg.RevokeNATSCreds(ctx, u); err != nil {
+		if err := p.cfg.Issuer.Revoke(ctx, u); err != nil {
 			return err
 		}
 	}

@@ -24,7 +24,6 @@ import (
 	"github.com/paddockhq/paddock/envmgr/catalog"
 	"github.com/paddockhq/paddock/envmgr/local"
 	"github.com/paddockhq/paddock/envmgr/natskv"
-	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/internal/natsconn"
 	"github.com/paddockhq/paddock/natsauth"
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,90 +126,18 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		return err
 	}
 	defer store.Close()
-	lc := local.Config{StateDir: filepath.Join(c.StateDir, "envs"), NATSURL: c.NATSURL, Command: c.NodeCommand, Logger: log,
-		SourceDir: c.SourceDir, USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds, ReadyTimeout: c.NodeReadyTimeout}
-	if auth != nil {
-		sys, err := nats.Connect(c.NATSURL, nats.Name("paddock-envmgr-sys"), nats.UserCredentials(filepath.Join(c.AuthDir, natsauth.SystemCredsFile)))
-		if err != nil {
-			return fmt.Errorf("connect as the system user: %w", err)
-		}
-		defer sys.Close()
-		lc.Credentials = func(e envmgr.Environment, s *spec.Spec) ([]byte, string, string, error) {
-			var ins []natsauth.Instrument
-			for _, ex := range s.Exchanges {
-				for _, in := range ex.Instruments {
-					ins = append(ins, natsauth.Instrument{Venue: ex.Venue, Symbol: in.Symbol})
-				}
-			}
-			u, err := natsauth.EnvUser(e.Name, ins, e.ExpiresAt)
-			if err != nil {
-				return nil, "", "", err
-			}
-			creds, pub, err := auth.Creds(u)
-			return creds, pub, natsauth.InboxPrefix(e.Name), err
-		}
-		lc.Revoke = func(ctx context.Context, pub string) error { return auth.Revoke(ctx, sys, pub) }
-	}
 	hub := envmgr.NewProgressHub()
-	var prov envmgr.Provisioner
 	var wake atomic.Pointer[envmgr.Reconciler] // for a provisioner's wake-ups
 	wakeUp := func(name string) {              // the reconciler exists by the time a node decides
 		if r := wake.Load(); r != nil {
 			r.Enqueue(name)
 		}
 	}
-	if c.AWS != nil {
-		ac := *c.AWS
-		ac.Terraform.Logger = log
-		ac.USDRates, ac.FeedStaleSeconds = c.USDRates, c.FeedStaleSeconds
-		if ac.SourceDir == "" {
-			ac.SourceDir = c.SourceDir
-		}
-		if ac.StateDir == "" {
-			ac.StateDir = c.StateDir
-		}
-		ac.Terraform.Audit = func(ctx context.Context, r envmgr.AuditRecord) {
-			if err := store.AppendAudit(ctx, r); err != nil {
-				log.Error("audit write failed", "env", r.Env, "err", err)
-			}
-		}
-		if ac.Terraform.StateDir == "" {
-			ac.Terraform.StateDir = filepath.Join(c.StateDir, "terraform")
-		}
-		if auth != nil && lc.Credentials != nil {
-			mint := lc.Credentials
-			ac.MintNATSCreds = func(e envmgr.Environment, s *spec.Spec) ([]byte, error) {
-				creds, _, _, err := mint(e, s)
-				return creds, err
-			}
-			ac.RevokeNATSCreds = lc.Revoke
-		}
-		ac.Wake = wakeUp
-		ap, err := aws.New(ctx, ac, nc, hub)
-		if err != nil {
-			return err
-		}
-		defer ap.Close()
-		prov = ap
-	} else {
-		lc.Wake = wakeUp
-		lp, err := local.New(lc)
-		if err != nil {
-			return err
-		}
-		// Nodes are stopped when the manager stops, so nothing is left behind;
-		// their environments are recorded stopped (desired running), and a
-		// restarted manager starts them again.
-		defer func() {
-			stopped := lp.StopAll(context.Background())
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := envmgr.StopNodes(ctx, store, stopped, time.Now().UTC()); err != nil {
-				log.Warn("record stopped nodes", "component", "envmgr", "err", err)
-			}
-		}()
-		prov = lp
+	prov, closeProv, err := newProvisioner(ctx, c, nc, store, auth, hub, wakeUp, log)
+	if err != nil {
+		return err
 	}
+	defer closeProv()
 
 	mgr := envmgr.NewManager(store, nil, log)
 	if !c.NoFeedCheck {
@@ -230,22 +157,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	if err != nil {
 		return fmt.Errorf("API listener %s: %w", c.Listen, err)
 	}
-	reg := prometheus.NewRegistry()
-	buildinfo.Register(reg)
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "paddock_envmgr_reconcile_errors_total",
-		Help: "Reconcile steps and passes that failed."}, func() float64 { return float64(rec.Errors()) }))
-	ops := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paddock_envmgr_operation_seconds",
-		Help: "Provisioner operations (provision, start, stop, destroy) by result.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)},
-		[]string{"op", "result"})
-	reg.MustRegister(ops, &byState{store: store})
-	rec.OnOperation = func(op string, took time.Duration, err error) {
-		result := "ok"
-		if err != nil {
-			result = "error"
-		}
-		ops.WithLabelValues(op, result).Observe(took.Seconds())
-	}
+	reg := newRegistry(rec, store)
 	apiSrv := api.New(mgr, store, c.Tokens, api.ConnectInfo{NATSURL: c.NATSURL}, log, api.Options{
 		Metrics: api.NewMetrics(reg), Health: store, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})})
 	apiSrv.SetProgress(hub)
@@ -308,4 +220,100 @@ func (c *byState) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range envmgr.States {
 		ch <- prometheus.MustNewConstMetric(byStateDesc, prometheus.GaugeValue, float64(n[s]), string(s))
 	}
+}
+
+// newProvisioner builds the configured provisioner: AWS when c.AWS is set,
+// else local processes. Both get paddock's NATS-credential policy
+// (natsauth.Issuer) when NATS runs in operator mode. closeProv stops what it
+// must at shutdown (a local manager's nodes, recorded stopped).
+func newProvisioner(ctx context.Context, c Config, nc *nats.Conn, store *natskv.Store, auth *natsauth.Authority, hub *envmgr.ProgressHub,
+	wake func(string), log *slog.Logger) (prov envmgr.Provisioner, closeProv func(), err error) {
+	var issuer *natsauth.Issuer
+	closers := []func(){}
+	closeProv = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if auth != nil {
+		sys, err := nats.Connect(c.NATSURL, nats.Name("paddock-envmgr-sys"), nats.UserCredentials(filepath.Join(c.AuthDir, natsauth.SystemCredsFile)))
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect as the system user: %w", err)
+		}
+		closers = append(closers, sys.Close)
+		issuer = natsauth.NewIssuer(auth, sys)
+	}
+	if c.AWS != nil {
+		ac := *c.AWS
+		ac.Terraform.Logger, ac.Wake = log, wake
+		ac.USDRates, ac.FeedStaleSeconds = c.USDRates, c.FeedStaleSeconds
+		if ac.SourceDir == "" {
+			ac.SourceDir = c.SourceDir
+		}
+		if ac.StateDir == "" {
+			ac.StateDir = c.StateDir
+		}
+		ac.Terraform.Audit = func(ctx context.Context, r envmgr.AuditRecord) {
+			if err := store.AppendAudit(ctx, r); err != nil {
+				log.Error("audit write failed", "env", r.Env, "err", err)
+			}
+		}
+		if ac.Terraform.StateDir == "" {
+			ac.Terraform.StateDir = filepath.Join(c.StateDir, "terraform")
+		}
+		if issuer != nil {
+			ac.Issuer = issuer
+		}
+		ap, err := aws.New(ctx, ac, nc, hub)
+		if err != nil {
+			closeProv()
+			return nil, nil, err
+		}
+		closers = append(closers, ap.Close)
+		return ap, closeProv, nil
+	}
+	lc := local.Config{StateDir: filepath.Join(c.StateDir, "envs"), NATSURL: c.NATSURL, Command: c.NodeCommand, Logger: log,
+		SourceDir: c.SourceDir, USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds, ReadyTimeout: c.NodeReadyTimeout, Wake: wake}
+	if issuer != nil {
+		lc.Issuer = issuer
+	}
+	lp, err := local.New(lc)
+	if err != nil {
+		closeProv()
+		return nil, nil, err
+	}
+	// Nodes are stopped when the manager stops, so nothing is left behind;
+	// their environments are recorded stopped (desired running), and a
+	// restarted manager starts them again.
+	closers = append(closers, func() {
+		stopped := lp.StopAll(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := envmgr.StopNodes(ctx, store, stopped, time.Now().UTC()); err != nil {
+			log.Warn("record stopped nodes", "component", "envmgr", "err", err)
+		}
+	})
+	return lp, closeProv, nil
+}
+
+// newRegistry is the manager's /metrics: build info, the Go runtime, the
+// reconciler's errors and operation durations, environments by state.
+func newRegistry(rec *envmgr.Reconciler, store envmgr.Store) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	buildinfo.Register(reg)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "paddock_envmgr_reconcile_errors_total",
+		Help: "Reconcile steps and passes that failed."}, func() float64 { return float64(rec.Errors()) }))
+	ops := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "paddock_envmgr_operation_seconds",
+		Help: "Provisioner operations (provision, start, stop, destroy) by result.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 16)},
+		[]string{"op", "result"})
+	reg.MustRegister(ops, &byState{store: store})
+	rec.OnOperation = func(op string, took time.Duration, err error) {
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		ops.WithLabelValues(op, result).Observe(took.Seconds())
+	}
+	return reg
 }

@@ -53,14 +53,9 @@ type Config struct {
 	// watcher calls Wake(name) once it has. Nil: they wait themselves.
 	Wake   func(name string)
 	Logger *slog.Logger
-	// Credentials, when set, mints the NATS credentials of an environment's
-	// node (a .creds file's content, the user's public key, and the reply
-	// inbox prefix the node must use). Without it nodes connect anonymously,
-	// which only an open development server accepts.
-	Credentials func(e envmgr.Environment, s *spec.Spec) (creds []byte, userPub, inbox string, err error)
-	// Revoke, when set, revokes a user minted by Credentials; Destroy calls it
-	// for every user the environment had.
-	Revoke func(ctx context.Context, userPub string) error
+	// Issuer, when set (an operator-mode NATS), mints each node's NATS
+	// credentials, and Destroy revokes every user the environment had.
+	Issuer Issuer
 	// SourceDir is the repository checkout that strategy paths in
 	// .dev-env.yaml are relative to. A strategy path naming a directory of Go
 	// code is built with `go build` into the node's directory; one naming an
@@ -72,6 +67,13 @@ type Config struct {
 	Fees             map[string]sandbox.FeeConfig
 	USDRates         map[string]string
 	FeedStaleSeconds int
+}
+
+// Issuer mints and revokes the NATS users of environments
+// (*natsauth.Issuer is paddock's policy).
+type Issuer interface {
+	Issue(env string, s *spec.Spec, expires time.Time) (creds []byte, userPub, inbox string, err error)
+	Revoke(ctx context.Context, userPub string) error
 }
 
 // Provisioner implements envmgr.Provisioner with every capability. Safe for concurrent use;
@@ -204,7 +206,7 @@ func (p *Provisioner) usersPath(name string) string { return filepath.Join(p.dir
 // mint writes fresh credentials for the node and records the user, so that
 // Destroy can revoke every user the environment ever had.
 func (p *Provisioner) mint(e envmgr.Environment, s *spec.Spec) (string, error) {
-	creds, pub, inbox, err := p.cfg.Credentials(e, s)
+	creds, pub, inbox, err := p.cfg.Issuer.Issue(e.Name, s, e.ExpiresAt)
 	if err != nil {
 		return "", err
 	}
@@ -229,7 +231,7 @@ func (p *Provisioner) mint(e envmgr.Environment, s *spec.Spec) (string, error) {
 
 // CredsRef is the node's credentials file, when the provisioner issues them.
 func (p *Provisioner) CredsRef(name string) string {
-	if p.cfg.Credentials == nil {
+	if p.cfg.Issuer == nil {
 		return ""
 	}
 	return p.credsPath(name)
@@ -237,7 +239,7 @@ func (p *Provisioner) CredsRef(name string) string {
 
 // Refresh re-mints a node's credentials after its environment was extended.
 func (p *Provisioner) Refresh(_ context.Context, e envmgr.Environment, s *spec.Spec) error {
-	if p.cfg.Credentials == nil {
+	if p.cfg.Issuer == nil {
 		return nil
 	}
 	defer p.lock(e.Name)()
@@ -273,7 +275,7 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 		}
 		c.Strategy = st
 	}
-	if p.cfg.Credentials != nil {
+	if p.cfg.Issuer != nil {
 		inbox, err := p.mint(e, s)
 		if err != nil {
 			return "", fmt.Errorf("provision %s: credentials: %w", e.Name, err)
@@ -316,10 +318,10 @@ func (p *Provisioner) Destroy(ctx context.Context, name string) error {
 	if err := p.stop(ctx, name); err != nil {
 		return err
 	}
-	if p.cfg.Revoke != nil {
+	if p.cfg.Issuer != nil {
 		if raw, err := os.ReadFile(p.usersPath(name)); err == nil {
 			for _, pub := range strings.Fields(string(raw)) {
-				if err := p.cfg.Revoke(ctx, pub); err != nil {
+				if err := p.cfg.Issuer.Revoke(ctx, pub); err != nil {
 					return fmt.Errorf("destroy %s: revoke NATS user: %w", name, err)
 				}
 			}
