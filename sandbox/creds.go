@@ -2,7 +2,6 @@ package sandbox
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"sync/atomic"
 	"time"
@@ -47,19 +46,6 @@ func (r *credsReloader) check() bool {
 	r.last = raw
 	r.expires.Store(exp)
 	return r.nc.ForceReconnect() == nil
-}
-
-func (r *credsReloader) run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			r.check()
-		}
-	}
 }
 
 // expiresAt is the loaded credentials' expiry (zero when they have none).

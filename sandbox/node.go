@@ -169,7 +169,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	if n.cfg.NATSCreds != "" {
 		n.creds = newCredsReloader(n.cfg.NATSCreds, n.nc)
-		wg.Go(func() { n.creds.run(runCtx, credsCheckEvery) })
+		wg.Go(func() { every(runCtx, credsCheckEvery, func() { n.creds.check() }) })
 	}
 	var err error
 	if n.cfg.EndpointFile != "" {

@@ -3,11 +3,8 @@ package terraform
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/hashicorp/terraform-exec/tfexec"
 	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/artifact"
 	"github.com/paddockhq/paddock/envmgr/spec"
 )
 
@@ -127,7 +125,7 @@ func (p *Provisioner) apply(ctx context.Context, name string, vars map[string]an
 	if err != nil {
 		return "", fmt.Errorf("terraform plan %s: %w", name, pw.fail(err))
 	}
-	planID, err := fileSHA(planFile)
+	planID, err := artifact.SHA256(planFile)
 	if err != nil {
 		return "", err
 	}
@@ -185,19 +183,6 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
-}
-
-func fileSHA(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // progressWriter turns Terraform's -json lines into Progress events and
