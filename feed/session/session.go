@@ -41,8 +41,8 @@ type Dialect struct {
 	// messages); zero sends them back to back.
 	SubscribeEvery time.Duration
 	// Ping is a client keepalive message sent every PingEvery on each open
-	// connection, for venues that expect the client to ping (Bybit). Nil for
-	// venues that ping the client (Binance), whose pings the session answers.
+	// connection, for venues that expect the client to ping. Nil for venues
+	// whose servers ping the client; the session answers those pings.
 	Ping      []byte
 	PingEvery time.Duration
 	// ReadLimit caps one message's size (default 32 MiB).
