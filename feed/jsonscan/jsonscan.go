@@ -10,6 +10,7 @@ package jsonscan
 import (
 	"encoding/binary"
 	"errors"
+	"math/bits"
 
 	"github.com/paddockhq/paddock/proto"
 )
@@ -455,4 +456,27 @@ func LooseLevel(sc *Scanner) (p, q []byte, err error) {
 		return nil, nil, ErrLevels
 	}
 	return p, q, nil
+}
+
+// PlainEnd returns the index of the first byte at or after i that is not
+// Plain (a quote, a backslash or a control character), or len(b). It looks
+// at eight bytes at a time: keys and ids are long runs of plain bytes.
+func PlainEnd(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q := x ^ (ones * '"')
+		s := x ^ (ones * '\\')
+		// A zero byte in q or s is a quote or backslash; a byte below 0x20
+		// is a control character. Each test sets the high bit of the bytes
+		// it finds (and possibly of bytes after them, never before).
+		found := ((q - ones) &^ q) | ((s - ones) &^ s) | ((x - ones*0x20) &^ x)
+		if found &= highs; found != 0 {
+			return i + bits.TrailingZeros64(found)/8
+		}
+	}
+	for i < len(b) && Plain[b[i]] {
+		i++
+	}
+	return i
 }

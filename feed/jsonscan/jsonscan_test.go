@@ -140,3 +140,26 @@ func FuzzSkip(f *testing.F) {
 		}
 	})
 }
+
+// TestPlainEnd agrees with the byte-at-a-time definition at every offset,
+// for every byte value placed anywhere in a word.
+func TestPlainEnd(t *testing.T) {
+	slow := func(b []byte, i int) int {
+		for i < len(b) && Plain[b[i]] {
+			i++
+		}
+		return i
+	}
+	base := []byte(`abcdefghijklmnopqrstuvwxyz0123456789-ABCDEFGHIJ`)
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < len(base); pos++ {
+			b := append([]byte(nil), base...)
+			b[pos] = byte(c)
+			for i := 0; i <= len(b); i++ {
+				if got, want := PlainEnd(b, i), slow(b, i); got != want {
+					t.Fatalf("byte %#x at %d, from %d: %d, want %d", c, pos, i, got, want)
+				}
+			}
+		}
+	}
+}
