@@ -25,6 +25,8 @@ type Metrics struct {
 	inSync        *prometheus.GaugeVec
 	snapshotReqs  *prometheus.CounterVec
 	overflows     *prometheus.CounterVec
+	ignored       *prometheus.CounterVec
+	subErrors     *prometheus.CounterVec
 }
 
 // NewMetrics creates the feed's metrics and registers them with reg.
@@ -69,11 +71,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Instruments whose order book is in sync."}, v),
 		snapshotReqs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_snapshot_requests_total",
 			Help: "Snapshot requests answered."}, v),
+		ignored: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_ignored_frames_total",
+			Help: "Well-formed frames for streams the feed does not handle (a topic it did not subscribe to), dropped without counting as parse errors."}, v),
+		subErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_subscription_errors_total",
+			Help: "Subscriptions the venue refused (also shown by /readyz until the topic is subscribed)."}, v),
 		overflows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_queue_overflows_total",
 			Help: "Bounded queues that filled: rollover_held (a rollover switched early; the old connection's lag became a gap) and resync_buffer (a book's buffered diffs were dropped and its sync started over)."}, []string{"venue", "queue"}),
 	}
 	reg.MustRegister(m.connState, m.connections, m.reconnects, m.rollovers, m.frames, m.parseErrors, m.duplicates,
-		m.unknownSyms, m.gaps, m.resyncs, m.restarts, m.tradeGaps, m.published, m.publishErrors, m.latency, m.lastAge, m.inSync, m.snapshotReqs, m.overflows)
+		m.unknownSyms, m.gaps, m.resyncs, m.restarts, m.tradeGaps, m.published, m.publishErrors, m.latency, m.lastAge, m.inSync, m.snapshotReqs, m.overflows, m.ignored, m.subErrors)
 	return m
 }
 
@@ -93,22 +99,27 @@ type VenueMetrics struct {
 	snapshotReqs   prometheus.Counter
 	// HeldOverflows counts rollovers switched early on a full held queue.
 	HeldOverflows prometheus.Counter
+	// Ignored counts frames of streams the feed does not handle;
+	// SubscribeErrors subscriptions the venue refused.
+	Ignored, SubscribeErrors prometheus.Counter
 }
 
 func (m *Metrics) forVenue(venue string) *VenueMetrics {
 	return &VenueMetrics{
 		m: m, venue: venue,
-		Frames:         m.frames.WithLabelValues(venue),
-		Reconnects:     m.reconnects.WithLabelValues(venue),
-		Rollovers:      m.rollovers.WithLabelValues(venue),
-		Duplicates:     m.duplicates.WithLabelValues(venue),
-		UnknownSymbols: m.unknownSyms.WithLabelValues(venue),
-		Connections:    m.connections.WithLabelValues(venue),
-		connState:      m.connState.WithLabelValues(venue),
-		lastAge:        m.lastAge.WithLabelValues(venue),
-		inSync:         m.inSync.WithLabelValues(venue),
-		snapshotReqs:   m.snapshotReqs.WithLabelValues(venue),
-		HeldOverflows:  m.overflows.WithLabelValues(venue, "rollover_held"),
+		Frames:          m.frames.WithLabelValues(venue),
+		Reconnects:      m.reconnects.WithLabelValues(venue),
+		Rollovers:       m.rollovers.WithLabelValues(venue),
+		Duplicates:      m.duplicates.WithLabelValues(venue),
+		UnknownSymbols:  m.unknownSyms.WithLabelValues(venue),
+		Connections:     m.connections.WithLabelValues(venue),
+		connState:       m.connState.WithLabelValues(venue),
+		lastAge:         m.lastAge.WithLabelValues(venue),
+		inSync:          m.inSync.WithLabelValues(venue),
+		snapshotReqs:    m.snapshotReqs.WithLabelValues(venue),
+		HeldOverflows:   m.overflows.WithLabelValues(venue, "rollover_held"),
+		Ignored:         m.ignored.WithLabelValues(venue),
+		SubscribeErrors: m.subErrors.WithLabelValues(venue),
 	}
 }
 

@@ -67,6 +67,9 @@ type VenueStatus struct {
 	State       proto.State
 	Connections int
 	LastData    int64 // recv time of the last frame, ns (0 = never)
+	// Problems the venue reports beyond its connection state (a refused
+	// subscription); /readyz lists them.
+	Problems []string
 }
 
 // Venue is a running venue adapter, consumed by Service.
@@ -260,8 +263,12 @@ func (s *Service) messageCount(o *Outlet) uint64 {
 func (s *Service) Ready() (bool, []string) {
 	var why []string
 	for _, v := range s.venues {
-		if st := v.Venue.Status(); st.State != proto.StateConnected {
+		st := v.Venue.Status()
+		if st.State != proto.StateConnected {
 			why = append(why, fmt.Sprintf("%s: %s", v.Outlet.Venue, st.State))
+		}
+		for _, p := range st.Problems {
+			why = append(why, fmt.Sprintf("%s: %s", v.Outlet.Venue, p))
 		}
 		for _, in := range v.Outlet.Instruments {
 			if in.Events.Orderbook && !in.InSync() {

@@ -37,8 +37,10 @@ var all = []Venue{
 		WSURL: "wss://stream.binance.com:9443", RESTURL: "https://api.binance.com", TradeStream: "trade", MakerFee: "0.001", TakerFee: "0.001"},
 	{Name: "binance-perp", ID: proto.VenueBinancePerp, Exchange: "binance", Type: "perpetual", Adapter: "binance",
 		WSURL: "wss://fstream.binance.com", RESTURL: "https://fapi.binance.com", TradeStream: "aggTrade", MakerFee: "0.0002", TakerFee: "0.0005"},
-	{Name: "bybit", ID: proto.VenueBybit, Exchange: "bybit", Type: "spot", MakerFee: "0.001", TakerFee: "0.001"},
-	{Name: "bybit-perp", ID: proto.VenueBybitPerp, Exchange: "bybit", Type: "perpetual", MakerFee: "0.0002", TakerFee: "0.00055"},
+	{Name: "bybit", ID: proto.VenueBybit, Exchange: "bybit", Type: "spot", Adapter: "bybit",
+		WSURL: "wss://stream.bybit.com/v5/public/spot", MakerFee: "0.001", TakerFee: "0.001"},
+	{Name: "bybit-perp", ID: proto.VenueBybitPerp, Exchange: "bybit", Type: "perpetual", Adapter: "bybit",
+		WSURL: "wss://stream.bybit.com/v5/public/linear", MakerFee: "0.0002", TakerFee: "0.00055"},
 }
 
 // All returns every venue, in wire-id order.

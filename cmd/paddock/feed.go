@@ -135,8 +135,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer s.Close()
-	fmt.Fprintf(stdout, "simulator listening on %s\n  binance:      ws_url %s  rest_url %s\n  binance-perp: ws_url %s  rest_url %s\n",
-		s.Addr(), s.SpotWS(), s.SpotREST(), s.PerpWS(), s.PerpREST())
+	fmt.Fprintf(stdout, "simulator listening on %s\n  binance:      ws_url %s  rest_url %s\n  binance-perp: ws_url %s  rest_url %s\n"+
+		"  bybit:        ws_url %s   (the spot symbols, Bybit v5)\n  bybit-perp:   ws_url %s   (the perp symbols, Bybit v5 linear)\n",
+		s.Addr(), s.SpotWS(), s.SpotREST(), s.PerpWS(), s.PerpREST(), s.BybitSpotWS(), s.BybitLinearWS())
 	s.Run(ctx, sf.rate)
 	return nil
 }

@@ -64,6 +64,17 @@ type VenueConfig struct {
 	RolloverOverlap  time.Duration `yaml:"rollover_overlap"`
 	// Binance is the Binance family's section (binance, binance-perp).
 	Binance *BinanceSettings `yaml:"binance"`
+	// Bybit is the Bybit family's section (bybit, bybit-perp).
+	Bybit *BybitSettings `yaml:"bybit"`
+}
+
+// BybitSettings are the Bybit adapter's own settings.
+type BybitSettings struct {
+	// Depth is the orderbook topic's depth (default 50; spot 1/50/200/1000,
+	// linear also 500). Push intervals differ by depth and are not assumed.
+	Depth int `yaml:"depth"`
+	// PingInterval is the client heartbeat (default 20s, Bybit's advice).
+	PingInterval time.Duration `yaml:"ping_interval"`
 }
 
 // BinanceSettings are the Binance adapter's own settings.
@@ -166,6 +177,24 @@ func (c *Config) Validate() error {
 			}
 		case v.Binance != nil:
 			errs = append(errs, fmt.Errorf("%s: a binance section, but %s is not a Binance venue", at, v.Name))
+		}
+		switch {
+		case d.Adapter == "bybit":
+			if v.Bybit == nil {
+				v.Bybit = &BybitSettings{}
+			}
+			if v.Bybit.Depth == 0 {
+				v.Bybit.Depth = 50
+			}
+			ok := map[int]bool{1: true, 50: true, 200: true, 1000: true, 500: d.Type == "perpetual"}
+			if !ok[v.Bybit.Depth] {
+				errs = append(errs, fmt.Errorf("%s: bybit.depth %d: want 1, 50, 200 or 1000 (500 too for perpetuals)", at, v.Bybit.Depth))
+			}
+			if v.Bybit.PingInterval < 0 || v.Bybit.PingInterval > time.Minute {
+				errs = append(errs, fmt.Errorf("%s: bybit.ping_interval %v: want up to 1m (Bybit closes quiet connections)", at, v.Bybit.PingInterval))
+			}
+		case v.Bybit != nil:
+			errs = append(errs, fmt.Errorf("%s: a bybit section, but %s is not a Bybit venue", at, v.Name))
 		}
 		if len(v.Instruments) == 0 {
 			errs = append(errs, fmt.Errorf("%s: instruments: at least one is required", at))

@@ -32,6 +32,9 @@ func TestConfigErrors(t *testing.T) {
 		{"flat binance key (first wave)", "venues: [{name: binance, instruments: [a], trade_stream: aggTrade}]", "moved into the venue's binance: section"},
 		{"bad trade stream", "venues: [{name: binance, instruments: [a], binance: {trade_stream: trades}}]", `binance.trade_stream "trades"`},
 		{"too many streams", "venues: [{name: binance, instruments: [a], binance: {max_streams_per_connection: 5000}}]", "want 1 to 1024"},
+		{"bybit depth 500 on spot", "venues: [{name: bybit, instruments: [a], bybit: {depth: 500}}]", "bybit.depth 500"},
+		{"binance section on bybit", "venues: [{name: bybit-perp, instruments: [a], binance: {trade_stream: trade}}]", "a binance section, but bybit-perp is not a Binance venue"},
+		{"bybit section on binance", "venues: [{name: binance, instruments: [a], bybit: {depth: 50}}]", "a bybit section, but binance is not a Bybit venue"},
 		{"unknown binance key", "venues: [{name: binance, instruments: [a], binance: {depth: 5}}]", "field depth not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

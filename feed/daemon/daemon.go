@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/feed"
 	"github.com/paddockhq/paddock/feed/binance"
+	"github.com/paddockhq/paddock/feed/bybit"
 	"github.com/paddockhq/paddock/internal/embednats"
 	"github.com/paddockhq/paddock/internal/natsconn"
 	"github.com/paddockhq/paddock/natsauth"
@@ -153,6 +154,11 @@ var adapters = map[string]func(d venue.Venue, v VenueConfig, out *feed.Outlet, l
 			DepthLimit: b.DepthLimit, MaxStreamsPerConn: b.MaxStreams, SilenceTimeout: v.SilenceTimeout,
 			MaxConnAge: v.MaxConnectionAge, RolloverOverlap: v.RolloverOverlap, Logger: log,
 		}, out)
+	},
+	"bybit": func(d venue.Venue, v VenueConfig, out *feed.Outlet, log *slog.Logger) (feed.Venue, error) {
+		b := v.Bybit // Validate fills it for every Bybit venue
+		return bybit.New(bybit.Config{WSURL: v.WSURL, Depth: b.Depth, PingEvery: b.PingInterval, SilenceTimeout: v.SilenceTimeout,
+			MaxConnAge: v.MaxConnectionAge, RolloverOverlap: v.RolloverOverlap, Logger: log}, out)
 	},
 }
 

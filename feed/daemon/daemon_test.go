@@ -28,6 +28,7 @@ status_interval: 100ms
 venues:
   - {name: binance, ws_url: "` + sm.SpotWS() + `", rest_url: "` + sm.SpotREST() + `", instruments: [btcusdt]}
   - {name: binance-perp, ws_url: "` + sm.PerpWS() + `", rest_url: "` + sm.PerpREST() + `", instruments: [btcusdt]}
+  - {name: bybit-perp, ws_url: "` + sm.BybitLinearWS() + `", instruments: [btcusdt], bybit: {depth: 200}}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +61,10 @@ venues:
 		t.Fatal(err)
 	}
 	trades, err := nc.SubscribeSync("market.data.binance-perp.btcusdt.trades")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bybitTrades, err := nc.SubscribeSync("market.data.bybit-perp.btcusdt.trades")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,6 +102,13 @@ venues:
 	if tr, err := proto.DecodeTrade(msg.Data); err != nil || tr.Venue() != proto.VenueBinancePerp {
 		t.Fatalf("trade: %v %v", tr, err)
 	}
+	msg, err = bybitTrades.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := proto.DecodeTrade(msg.Data); err != nil || tr.Venue() != proto.VenueBybitPerp {
+		t.Fatalf("bybit trade: %v %v", tr, err)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -119,7 +131,7 @@ venues:
 			}
 		}
 	}
-	if resets != 2 {
+	if resets != 3 {
 		t.Fatalf("%d shutdown Resets, want one per venue", resets)
 	}
 }

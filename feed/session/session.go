@@ -200,6 +200,7 @@ type Conn struct {
 	retired   bool        // slot.mu: replaced by a switch; its frames are dropped
 	held      []heldFrame // slot.mu
 
+	wmu       sync.Mutex   // one writer at a time
 	lastFrame atomic.Int64 // ns on the slot's clock, data or ping
 	done      chan struct{}
 	err       error // why the reader exited; read after done
@@ -314,12 +315,25 @@ func (s *Slot) dial(ctx context.Context) (*Conn, error) {
 	return c, nil
 }
 
-// write sends one text message. Only the slot's own goroutine writes data
-// messages (subscriptions during dial, keepalives from serve), as gorilla
-// allows one concurrent writer; pongs go through WriteControl.
+// write sends one text message. Writers (subscriptions during dial,
+// keepalives from serve, a handler's Send) take wmu, as gorilla allows one
+// writer at a time; pongs go through WriteControl, which may run beside it.
 func (c *Conn) write(msg []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	return c.ws.WriteMessage(websocket.TextMessage, msg)
+}
+
+// Send writes a message on the connection (a venue re-subscribing one
+// topic for a fresh snapshot). Safe from any goroutine, including
+// Handler.Frame; an error means the connection is failing, which its
+// reader will report.
+func (c *Conn) Send(msg []byte) error {
+	if c.ws == nil {
+		return errors.New("session: not connected")
+	}
+	return c.write(msg)
 }
 
 // read is the connection's reader goroutine: frames go into one reused

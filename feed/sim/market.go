@@ -31,6 +31,7 @@ type market struct {
 	trades   uint64 // trades generated
 	skipNext bool   // the next depth event is generated but not sent (a gap)
 	lastBBO  [4]int64
+	bybit    bybitState
 }
 
 // band is how many ticks either side of the mid the book keeps levels.
@@ -52,6 +53,7 @@ func newMarket(symbol string, futures bool, price float64, seed uint64) *market 
 	m.updateID = 1000 + uint64(m.rng.IntN(1000))
 	m.tradeID = 5000 + uint64(m.rng.IntN(1000))
 	m.aggID = m.tradeID
+	m.bybit.u = 100 + m.updateID%1000 // not from rng: the Binance sequences stay as they were
 	return m
 }
 

@@ -61,12 +61,16 @@ type Sim struct {
 
 	opened atomic.Int64
 	pongs  atomic.Int64
+
+	rejectTopics map[string]bool // Bybit topics refused (guarded by mu)
+	stallPongs   atomic.Bool     // Bybit pings go unanswered
 }
 
 type conn struct {
 	s       *Sim
 	ws      *websocket.Conn
 	futures bool
+	bybit   bool // a Bybit v5 connection (topics in streams)
 	opened  time.Time
 	out     chan outFrame
 	streams map[string]bool // guarded by Sim.mu
@@ -89,7 +93,7 @@ func New(addr string, cfg Config) (*Sim, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Sim{cfg: cfg, log: cfg.Logger.With("component", "sim"), markets: map[string]*market{}, conns: map[*conn]struct{}{}}
+	s := &Sim{cfg: cfg, log: cfg.Logger.With("component", "sim"), markets: map[string]*market{}, conns: map[*conn]struct{}{}, rejectTopics: map[string]bool{}}
 	for i, sym := range cfg.Symbols {
 		name := strings.ToUpper(sym.Name)
 		if sym.Price <= 0 {
@@ -105,6 +109,8 @@ func New(addr string, cfg Config) (*Sim, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/spot/stream", func(w http.ResponseWriter, r *http.Request) { s.serveWS(w, r, false) })
 	mux.HandleFunc("/perp/stream", func(w http.ResponseWriter, r *http.Request) { s.serveWS(w, r, true) })
+	mux.HandleFunc("/v5/public/spot", func(w http.ResponseWriter, r *http.Request) { s.serveBybit(w, r, false) })
+	mux.HandleFunc("/v5/public/linear", func(w http.ResponseWriter, r *http.Request) { s.serveBybit(w, r, true) })
 	mux.HandleFunc("GET /spot/api/v3/depth", func(w http.ResponseWriter, r *http.Request) { s.serveDepth(w, r, false) })
 	mux.HandleFunc("GET /perp/fapi/v1/depth", func(w http.ResponseWriter, r *http.Request) { s.serveDepth(w, r, true) })
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -160,6 +166,7 @@ func (s *Sim) Step(n int) {
 			if f := m.bboFrame(ms); f != nil {
 				s.send(m, "@bookTicker", func() []byte { return f })
 			}
+			s.stepBybit(m, cs, tr, ms)
 		}
 	}
 }
@@ -170,7 +177,7 @@ func (s *Sim) send(m *market, suffix string, build func() []byte) {
 	stream := m.lower + suffix
 	var frame []byte
 	for c := range s.conns {
-		if c.futures != m.futures || !c.streams[stream] {
+		if c.bybit || c.futures != m.futures || !c.streams[stream] {
 			continue
 		}
 		if frame == nil {
