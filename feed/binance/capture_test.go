@@ -223,8 +223,11 @@ func TestReplayBinanceCapture(t *testing.T) {
 		t.Errorf("%d Resets on a capture with no gaps", counts[proto.TypeReset])
 	}
 	mu.Unlock()
-	if n := gather(t, reg, "paddock_feed_parse_errors_total"); n != 2 {
-		t.Errorf("%v frames dropped as unparsable, want the 2 klines (a stream the feed does not carry)", n)
+	if n := gather(t, reg, "paddock_feed_parse_errors_total"); n != 0 {
+		t.Errorf("%v frames dropped as unparsable in a clean capture", n)
+	}
+	if n := gather(t, reg, "paddock_feed_ignored_frames_total"); n != 2 {
+		t.Errorf("%v frames ignored, want the 2 klines (a stream the feed does not carry, not damage)", n)
 	}
 
 	// Independently: each symbol's snapshot plus its diffs with u beyond it.

@@ -72,6 +72,9 @@ func (s *slot) Frame(c *session.Conn, frame []byte, recv int64) (hold bool) {
 	case KindError:
 		a.log.Error("binance error response", "conn", c.ID(), "error", string(ev.ErrorRaw))
 		return false
+	case KindIgnored:
+		a.out.Metrics.Ignored.Inc()
+		return false
 	case KindSnapshot, KindUnknown:
 		a.badFrame(ErrUnknownEvent, frame)
 		return false

@@ -40,10 +40,11 @@ const (
 	KindResponse        // {"result":...,"id":N}: reply to SUBSCRIBE and other methods
 	KindError           // {"error":{...},"id":N}
 	KindSnapshot        // REST depth snapshot {"lastUpdateId":...,"bids":...,"asks":...}
+	KindIgnored         // a well-formed event of a stream the feed does not handle (kline, 24hrTicker, ...)
 )
 
 func (k Kind) String() string {
-	return [...]string{"unknown", "trade", "aggTrade", "depthUpdate", "bookTicker", "serverShutdown", "response", "error", "snapshot"}[k]
+	return [...]string{"unknown", "trade", "aggTrade", "depthUpdate", "bookTicker", "serverShutdown", "response", "error", "snapshot", "ignored"}[k]
 }
 
 // Event is one parsed frame. Byte slices alias the frame, and Bids/Asks are
@@ -385,7 +386,10 @@ func (p *Parser) interpret() (*Event, error) {
 		return ev, nil
 	case "":
 	default:
-		return nil, ErrUnknownEvent
+		// A stream the feed did not subscribe to (or one Binance added):
+		// not damage, so not a parse error.
+		ev.Kind = KindIgnored
+		return ev, nil
 	}
 	// No "e": a method response, a REST snapshot, or a spot bookTicker.
 	switch {
