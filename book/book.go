@@ -134,6 +134,12 @@ func (b *Book) refine(pexp, qexp int8) error {
 	return nil
 }
 
+// Crossed reports whether the best bid is at or above the best ask: a book
+// no exchange can have, so a corrupt one.
+func (b *Book) Crossed() bool {
+	return len(b.bids) > 0 && len(b.asks) > 0 && b.bids[len(b.bids)-1].key >= -b.asks[len(b.asks)-1].key
+}
+
 // Len returns the number of bid and ask levels.
 func (b *Book) Len() (bids, asks int) { return len(b.bids), len(b.asks) }
 

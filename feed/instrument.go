@@ -13,6 +13,11 @@ import (
 
 var errNotInSync = errors.New("feed: book is not in sync")
 
+// ErrCrossed is ApplyDelta's or LoadSnapshot's answer when the book would be
+// crossed (best bid at or above best ask): corruption the sequence numbers
+// did not reveal. Nothing is published; the adapter must Reset and resync.
+var ErrCrossed = errors.New("feed: the book is crossed (best bid >= best ask)")
+
 // Publisher is the part of *nats.Conn the feed publishes through. Publish must
 // copy data before returning (nats.go does): the feed reuses its buffers.
 type Publisher interface {
@@ -136,6 +141,10 @@ func (in *Instrument) ApplyDelta(t Times, firstID, lastID uint64, bids, asks []p
 	if err := in.book.Apply(bids, asks); err != nil {
 		return err
 	}
+	if in.book.Crossed() {
+		in.metrics.crossed.Inc()
+		return ErrCrossed
+	}
 	in.lastID = lastID
 	d := proto.BookDelta{FirstUpdateID: firstID, LastUpdateID: lastID, Bids: bids, Asks: asks}
 	in.seqBook++
@@ -157,6 +166,11 @@ func (in *Instrument) LoadSnapshot(t Times, updateID uint64, bids, asks []proto.
 	if err := in.book.Load(bids, asks); err != nil {
 		in.book.Reset()
 		return err
+	}
+	if in.book.Crossed() {
+		in.book.Reset()
+		in.metrics.crossed.Inc()
+		return ErrCrossed
 	}
 	in.inSync, in.lastID = true, updateID
 	in.synced.Store(true)

@@ -27,6 +27,7 @@ type Metrics struct {
 	overflows     *prometheus.CounterVec
 	ignored       *prometheus.CounterVec
 	subErrors     *prometheus.CounterVec
+	crossed       *prometheus.CounterVec
 }
 
 // NewMetrics creates the feed's metrics and registers them with reg.
@@ -75,11 +76,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Well-formed frames for streams the feed does not handle (a topic it did not subscribe to), dropped without counting as parse errors."}, v),
 		subErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_subscription_errors_total",
 			Help: "Subscriptions the venue refused (also shown by /readyz until the topic is subscribed)."}, v),
+		crossed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_book_crossed_total",
+			Help: "Updates that would have crossed the book (best bid >= best ask): corruption behind valid sequence numbers; each resets and resyncs the book."}, vi),
 		overflows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_queue_overflows_total",
 			Help: "Bounded queues that filled: rollover_held (a rollover switched early; the old connection's lag became a gap) and resync_buffer (a book's buffered diffs were dropped and its sync started over)."}, []string{"venue", "queue"}),
 	}
 	reg.MustRegister(m.connState, m.connections, m.reconnects, m.rollovers, m.frames, m.parseErrors, m.duplicates,
-		m.unknownSyms, m.gaps, m.resyncs, m.restarts, m.tradeGaps, m.published, m.publishErrors, m.latency, m.lastAge, m.inSync, m.snapshotReqs, m.overflows, m.ignored, m.subErrors)
+		m.unknownSyms, m.gaps, m.resyncs, m.restarts, m.tradeGaps, m.published, m.publishErrors, m.latency, m.lastAge, m.inSync, m.snapshotReqs, m.overflows, m.ignored, m.subErrors, m.crossed)
 	return m
 }
 
@@ -136,6 +139,7 @@ type instrumentMetrics struct {
 	latency                                 prometheus.Observer
 	Gaps, Resyncs, Restarts, TradeGaps      prometheus.Counter
 	bufferOverflows                         prometheus.Counter
+	crossed                                 prometheus.Counter
 }
 
 func (m *Metrics) forInstrument(venue, inst string) *instrumentMetrics {
@@ -152,6 +156,7 @@ func (m *Metrics) forInstrument(venue, inst string) *instrumentMetrics {
 		Restarts:        m.restarts.WithLabelValues(venue, inst),
 		TradeGaps:       m.tradeGaps.WithLabelValues(venue, inst),
 		bufferOverflows: m.overflows.WithLabelValues(venue, "resync_buffer"),
+		crossed:         m.crossed.WithLabelValues(venue, inst),
 	}
 }
 

@@ -417,7 +417,11 @@ func (a *Adapter) onBook(st *instState, c *session.Conn, ev *Event, recv int64) 
 		return false
 	}
 	if err := st.in.ApplyDelta(t, ev.UpdateID, ev.UpdateID, ev.Bids, ev.Asks); err != nil {
-		a.badEvent("delta: "+err.Error(), st.upper)
+		if errors.Is(err, feed.ErrCrossed) {
+			a.log.Warn("the book crossed; resyncing", "symbol", st.upper, "u", ev.UpdateID) // counted by the instrument
+		} else {
+			a.badEvent("delta: "+err.Error(), st.upper)
+		}
 		a.gap(st, c, t)
 		return false
 	}

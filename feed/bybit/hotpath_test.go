@@ -17,9 +17,10 @@ import (
 // whose book is in sync; frames go to Frame under the slot's lock, as the
 // session delivers them.
 type hotPath struct {
-	a  *Adapter
-	st *instState
-	c  *session.Conn
+	a   *Adapter
+	st  *instState
+	c   *session.Conn
+	reg *prometheus.Registry
 }
 
 // copyPublisher copies every message, as nats.go's Publish does, and
@@ -42,8 +43,9 @@ func newHotPath(tb testing.TB, realNATS bool) *hotPath {
 		ns := natstest.Server(tb, embednats.Options{})
 		pub = natstest.Connect(tb, ns.ClientURL())
 	}
+	reg := prometheus.NewRegistry()
 	out, err := feed.NewOutlet(proto.VenueBybitPerp, []string{"btcusdt"}, feed.Events{Trades: true, Orderbook: true, BBO: true}, pub,
-		feed.NewMetrics(prometheus.NewRegistry()), nil)
+		feed.NewMetrics(reg), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func newHotPath(tb testing.TB, realNATS bool) *hotPath {
 		tb.Fatal(err)
 	}
 	st.synced, st.lastU = true, 100
-	return &hotPath{a: a, st: st, c: &session.Conn{}}
+	return &hotPath{a: a, st: st, c: &session.Conn{}, reg: reg}
 }
 
 func (h *hotPath) frame(f []byte) {
@@ -162,5 +164,30 @@ func BenchmarkFrameToNATS(b *testing.B) {
 				i++
 			}
 		})
+	}
+}
+
+// TestCrossedBookResyncs: a delta with valid sequence numbers that would
+// cross the book (a bid above the best ask) is corruption: the instrument
+// is Reset and resynced, and it is counted, never published.
+func TestCrossedBookResyncs(t *testing.T) {
+	h := newHotPath(t, false)
+	h.frame([]byte(`{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"data":{"s":"BTCUSDT","b":[["30300.00","1"]],"a":[],"u":101,"seq":1},"cts":1}`))
+	if h.st.synced || h.st.in.InSync() {
+		t.Fatal("a crossed book stayed in sync")
+	}
+	for name, want := range map[string]float64{"paddock_feed_book_crossed_total": 1, "paddock_feed_book_gaps_total": 1, "paddock_feed_parse_errors_total": 0} {
+		var got float64
+		mfs, _ := h.reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				for _, m := range mf.GetMetric() {
+					got += m.GetCounter().GetValue()
+				}
+			}
+		}
+		if got != want {
+			t.Fatalf("%s = %v, want %v", name, got, want)
+		}
 	}
 }
