@@ -64,6 +64,7 @@ type Instrument struct {
 
 	synced    atomic.Bool   // mirrors inSync for lock-free readiness checks
 	published atomic.Uint64 // messages published, for the Status heartbeat
+	gaps      atomic.Uint64 // book gaps, for the Status heartbeat
 }
 
 func newInstrument(venue proto.VenueID, symbol string, ev Events, pub Publisher, m *instrumentMetrics, now func() time.Time) (*Instrument, error) {

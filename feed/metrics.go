@@ -28,6 +28,7 @@ type Metrics struct {
 	ignored       *prometheus.CounterVec
 	subErrors     *prometheus.CounterVec
 	crossed       *prometheus.CounterVec
+	gapsPerMil    *prometheus.GaugeVec
 }
 
 // NewMetrics creates the feed's metrics and registers them with reg.
@@ -76,13 +77,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Well-formed frames for streams the feed does not handle (a topic it did not subscribe to), dropped without counting as parse errors."}, v),
 		subErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_subscription_errors_total",
 			Help: "Subscriptions the venue refused (also shown by /readyz until the topic is subscribed)."}, v),
+		gapsPerMil: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "paddock_feed_gaps_per_million_messages",
+			Help: "Book gaps per million messages published, per venue since the feed started (also in the Status heartbeat)."}, v),
 		crossed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_book_crossed_total",
 			Help: "Updates that would have crossed the book (best bid >= best ask): corruption behind valid sequence numbers; each resets and resyncs the book."}, vi),
 		overflows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_feed_queue_overflows_total",
 			Help: "Bounded queues that filled: rollover_held (a rollover switched early; the old connection's lag became a gap) and resync_buffer (a book's buffered diffs were dropped and its sync started over)."}, []string{"venue", "queue"}),
 	}
 	reg.MustRegister(m.connState, m.connections, m.reconnects, m.rollovers, m.frames, m.parseErrors, m.duplicates,
-		m.unknownSyms, m.gaps, m.resyncs, m.restarts, m.tradeGaps, m.published, m.publishErrors, m.latency, m.lastAge, m.inSync, m.snapshotReqs, m.overflows, m.ignored, m.subErrors, m.crossed)
+		m.unknownSyms, m.gaps, m.resyncs, m.restarts, m.tradeGaps, m.published, m.publishErrors, m.latency, m.lastAge, m.inSync, m.snapshotReqs, m.overflows, m.ignored, m.subErrors, m.crossed, m.gapsPerMil)
 	return m
 }
 
@@ -100,6 +103,7 @@ type VenueMetrics struct {
 	lastAge        prometheus.Gauge
 	inSync         prometheus.Gauge
 	snapshotReqs   prometheus.Counter
+	gapsPerMil     prometheus.Gauge
 	// HeldOverflows counts rollovers switched early on a full held queue.
 	HeldOverflows prometheus.Counter
 	// Ignored counts frames of streams the feed does not handle;
@@ -120,6 +124,7 @@ func (m *Metrics) forVenue(venue string) *VenueMetrics {
 		lastAge:         m.lastAge.WithLabelValues(venue),
 		inSync:          m.inSync.WithLabelValues(venue),
 		snapshotReqs:    m.snapshotReqs.WithLabelValues(venue),
+		gapsPerMil:      m.gapsPerMil.WithLabelValues(venue),
 		HeldOverflows:   m.overflows.WithLabelValues(venue, "rollover_held"),
 		Ignored:         m.ignored.WithLabelValues(venue),
 		SubscribeErrors: m.subErrors.WithLabelValues(venue),
@@ -161,7 +166,7 @@ func (m *Metrics) forInstrument(venue, inst string) *instrumentMetrics {
 }
 
 // CountGap, CountResync and CountMissedTrades are for venue adapters.
-func (in *Instrument) CountGap()    { in.metrics.Gaps.Inc() }
+func (in *Instrument) CountGap()    { in.metrics.Gaps.Inc(); in.gaps.Add(1) }
 func (in *Instrument) CountResync() { in.metrics.Resyncs.Inc() }
 
 // CountResyncRestart counts a resync started over because its update ids

@@ -239,9 +239,15 @@ func (s *Service) publishStatus() {
 		}
 		s.healthSeq[o.Venue]++
 		h := proto.Header{Venue: o.Venue, Seq: s.healthSeq[o.Venue], RecvTime: now}
+		msgs, gaps := s.messageCount(o), s.gapCount(o)
+		var perMillion uint64
+		if msgs > 0 {
+			perMillion = min(gaps*1_000_000/msgs, 1<<32-1) // gaps < 2^44 in any feed's lifetime: no overflow
+		}
+		o.Metrics.gapsPerMil.Set(float64(perMillion))
 		msg, _ := proto.AppendStatus(buf[:0], &h, &proto.Status{
 			State: st.State, Connections: uint16(st.Connections), Instruments: uint16(len(o.Instruments)),
-			InSync: uint16(inSync), LastData: st.LastData, Messages: s.messageCount(o),
+			InSync: uint16(inSync), LastData: st.LastData, Messages: msgs, Gaps: gaps, GapsPerMillion: uint32(perMillion),
 		})
 		if err := s.nc.Publish(o.healthSub, msg); err != nil {
 			s.log.Warn("publish status", "venue", o.Venue, "err", err)
@@ -254,6 +260,15 @@ func (s *Service) messageCount(o *Outlet) uint64 {
 	var n uint64
 	for _, in := range o.Instruments {
 		n += in.published.Load()
+	}
+	return n
+}
+
+// gapCount sums the venue's book gaps.
+func (s *Service) gapCount(o *Outlet) uint64 {
+	var n uint64
+	for _, in := range o.Instruments {
+		n += in.gaps.Load()
 	}
 	return n
 }

@@ -77,7 +77,7 @@ func reencode(m Message) ([]byte, error) {
 	case TypeStatus:
 		v, _ := m.AsStatus()
 		return AppendStatus(nil, &h, &Status{State: v.State(), Connections: v.Connections(), Instruments: v.Instruments(),
-			InSync: v.InSync(), LastData: v.LastData(), Messages: v.Messages()})
+			InSync: v.InSync(), LastData: v.LastData(), Messages: v.Messages(), Gaps: v.Gaps(), GapsPerMillion: v.GapsPerMillion()})
 	case TypeReset:
 		v, _ := m.AsReset()
 		return AppendReset(nil, &h, &Reset{Reason: v.Reason(), LastUpdateID: v.LastUpdateID()})

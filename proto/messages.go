@@ -377,7 +377,10 @@ const (
 	statusInSync      = 6
 	statusLastData    = 8
 	statusMessages    = 16
-	statusBodyLen     = 24
+	statusGaps        = 24 // appended fields: absent (read as 0) in older feeds' 24-byte bodies
+	statusGapsPerMil  = 32
+	statusBodyLen     = 40
+	statusMinBody     = 24 // the first revision's fields
 )
 
 // StatusSize is the encoded size of a Status message.
@@ -392,6 +395,10 @@ type Status struct {
 	InSync      uint16 // instruments whose book is in sync
 	LastData    int64  // local receive time of the last exchange frame, ns (0 = never)
 	Messages    uint64 // messages published for this venue since the feed started
+	Gaps        uint64 // book continuity breaks (each a Reset and resync) since the feed started
+	// GapsPerMillion is Gaps per million Messages, rounded down: a venue's
+	// book integrity at a glance.
+	GapsPerMillion uint32
 }
 
 // AppendStatus appends an encoded Status.
@@ -406,6 +413,9 @@ func AppendStatus(dst []byte, h *Header, s *Status) ([]byte, error) {
 	binary.LittleEndian.PutUint16(b[statusInSync:], s.InSync)
 	putU64(b, statusLastData, uint64(s.LastData))
 	putU64(b, statusMessages, s.Messages)
+	putU64(b, statusGaps, s.Gaps)
+	binary.LittleEndian.PutUint32(b[statusGapsPerMil:], s.GapsPerMillion)
+	clear(b[statusGapsPerMil+4 : statusBodyLen]) // reserved
 	return dst, nil
 }
 
@@ -427,6 +437,20 @@ func (v StatusView) LastData() int64 {
 	return int64(binary.LittleEndian.Uint64(v.body()[statusLastData:]))
 }
 func (v StatusView) Messages() uint64 { return binary.LittleEndian.Uint64(v.body()[statusMessages:]) }
+
+// Gaps and GapsPerMillion read 0 from an older feed's 24-byte body.
+func (v StatusView) Gaps() uint64 {
+	if b := v.body(); len(b) >= statusGaps+8 {
+		return binary.LittleEndian.Uint64(b[statusGaps:])
+	}
+	return 0
+}
+func (v StatusView) GapsPerMillion() uint32 {
+	if b := v.body(); len(b) >= statusGapsPerMil+4 {
+		return binary.LittleEndian.Uint32(b[statusGapsPerMil:])
+	}
+	return 0
+}
 
 // ---- Reset ----------------------------------------------------------------
 

@@ -75,7 +75,7 @@ var vectorTable = []struct {
 	{"status", func(d []byte) ([]byte, error) {
 		h := Header{Venue: VenueBinance, Seq: 9, RecvTime: 1_700_000_001_000_000_000}
 		return AppendStatus(d, &h, &Status{State: StateConnected, Connections: 1, Instruments: 4, InSync: 3,
-			LastData: 1_700_000_000_999_000_000, Messages: 123456})
+			LastData: 1_700_000_000_999_000_000, Messages: 123456, Gaps: 37, GapsPerMillion: 299})
 	}},
 	{"reset", func(d []byte) ([]byte, error) {
 		return AppendReset(d, &hdr, &Reset{Reason: ResetGap, LastUpdateID: 1010})
@@ -117,7 +117,8 @@ func fieldsJSON(m Message) map[string]any {
 	case TypeStatus:
 		v, _ := m.AsStatus()
 		out["status"] = map[string]any{"state": v.State().String(), "connections": float64(v.Connections()),
-			"instruments": float64(v.Instruments()), "in_sync": float64(v.InSync()), "last_data": i(v.LastData()), "messages": u(v.Messages())}
+			"instruments": float64(v.Instruments()), "in_sync": float64(v.InSync()), "last_data": i(v.LastData()), "messages": u(v.Messages()),
+			"gaps": u(v.Gaps()), "gaps_per_million": float64(v.GapsPerMillion())}
 	case TypeReset:
 		v, _ := m.AsReset()
 		out["reset"] = map[string]any{"reason": v.Reason().String(), "last_update_id": u(v.LastUpdateID())}

@@ -177,7 +177,7 @@ func Decode(b []byte) (Message, error) {
 			return Message{}, ErrExponent
 		}
 	case TypeStatus:
-		if len(body) < statusBodyLen {
+		if len(body) < statusMinBody { // an older feed's 24-byte body is valid
 			return Message{}, ErrTruncated
 		}
 	case TypeReset:

@@ -15,7 +15,6 @@ import (
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/sandbox/marketdata"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // rig runs the real pieces on loopback: an embedded NATS server, the
@@ -29,9 +28,11 @@ type rig struct {
 	svc     *feed.Service
 	reg     *prometheus.Registry
 
-	mu     sync.Mutex
-	trades int
-	books  map[string]*marketdata.Book
+	mu         sync.Mutex
+	trades     int
+	books      map[string]*marketdata.Book
+	statusGaps uint64 // from the venue's Status heartbeat
+	perMillion uint32
 }
 
 func newRig(t *testing.T, futures bool, prepare func(*sim.Sim), cfg bybit.Config) *rig {
@@ -79,6 +80,7 @@ func newRig(t *testing.T, futures bool, prepare func(*sim.Sim), cfg bybit.Config
 		Locker: &r.mu,
 		Book:   func(b *marketdata.Book, _, _ []proto.Level) { r.books[b.Instrument.Symbol] = b },
 		Trade:  func(marketdata.Instrument, proto.TradeView) { r.trades++ },
+		Status: func(_ string, st proto.StatusView) { r.statusGaps, r.perMillion = st.Gaps(), st.GapsPerMillion() },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,8 +128,6 @@ func equal(a, b []proto.Level) bool {
 	return true
 }
 
-func (r *rig) metric(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
-
 func (r *rig) count(name string) float64 {
 	mfs, err := r.reg.Gather()
 	if err != nil {
@@ -137,7 +137,7 @@ func (r *rig) count(name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 			}
 		}
 	}
@@ -181,6 +181,14 @@ func TestBybitEndToEnd(t *testing.T) {
 			r.sim.SkipNextBybitDelta(tc.futures, "BTCUSDT")
 			r.stepUntil("a gap", func() bool { return r.count("paddock_feed_book_gaps_total") == 1 })
 			r.stepUntil("the book back in sync after the gap", r.booksMatch)
+			r.stepUntil("the gap in the Status heartbeat", func() bool {
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				return r.statusGaps == 1 && r.perMillion > 0
+			})
+			if g := r.count("paddock_feed_gaps_per_million_messages"); g <= 0 {
+				t.Fatalf("gaps per million %v", g)
+			}
 
 			// The venue restarts its book service: u starts over at 1.
 			r.sim.RestartBybitBook(tc.futures, "BTCUSDT")

@@ -102,6 +102,9 @@ export function decode(bytes) {
         in_sync: dv.getUint16(b + 6, true),
         last_data: i64(dv, b + 8),
         messages: u64(dv, b + 16),
+        // Appended fields: an older feed's 24-byte body has none (0).
+        gaps: bodyLen >= 32 ? u64(dv, b + 24) : "0",
+        gaps_per_million: bodyLen >= 36 ? dv.getUint32(b + 32, true) : 0,
       };
       break;
     case "reset":
