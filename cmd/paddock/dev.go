@@ -99,7 +99,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		cfg.Venues = append(cfg.Venues, daemon.VenueConfig{Name: "binance", WSURL: s.SpotWS(), RESTURL: s.SpotREST(), Instruments: lowerList(sf.spot)})
 	}
 	if sf.perp != "" {
-		cfg.Venues = append(cfg.Venues, daemon.VenueConfig{Name: "binance-perp", WSURL: s.PerpWS(), RESTURL: s.PerpREST(), Instruments: lowerList(sf.perp)})
+		cfg.Venues = append(cfg.Venues, daemon.VenueConfig{Name: "binance-perp", WSURL: s.PerpWS(), RESTURL: s.PerpREST(), Instruments: lowerList(sf.perp)},
+			daemon.VenueConfig{Name: "bybit-perp", WSURL: s.BybitLinearWS(), Instruments: lowerList(sf.perp)})
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -137,7 +138,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				obs := filepath.Join(*stateDir, "nats-auth", natsauth.ObserverCredsFile)
 				fmt.Fprintf(stdout, `paddock is running on embedded defaults (Ctrl-C stops everything).
 
-  venue simulator       %s  (Binance spot + USD-M protocol, %d events/s per symbol)
+  venue simulator       %s  (Binance spot + USD-M and Bybit v5 linear protocols, %d events/s per symbol)
   NATS                  %s
   feed metrics          %s/metrics   health %s/healthz   ready %s/readyz
   environment manager   %s   metrics %s/metrics

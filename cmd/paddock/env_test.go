@@ -233,8 +233,8 @@ func TestReadinessTellsTheTruth(t *testing.T) {
 	}
 
 	for _, tc := range []struct{ name, spec, want string }{
-		{"uncarried venue", strings.Replace(fmt.Sprintf(testSpec, "bybitty", "sleeper"), "{name: binance, type: spot", "{name: bybit, type: perpetual", 1),
-			"the feed does not carry bybit perpetual"},
+		{"uncarried venue", strings.Replace(fmt.Sprintf(testSpec, "bybitty", "sleeper"), "{name: binance, type: spot", "{name: bybit, type: spot", 1),
+			"the feed does not carry bybit spot"},
 		{"uncarried instrument", strings.Replace(fmt.Sprintf(testSpec, "dogey", "sleeper"), "BTC/USDT", "DOGE/USDT", 1), "not DOGE/USDT"},
 		{"replay", strings.Replace(fmt.Sprintf(testSpec, "replayer", "sleeper"), "{mode: live}", "{mode: replay, replay_start: \"2025-01-01\", replay_end: \"2025-01-02\"}", 1),
 			"not supported by this installation yet"},

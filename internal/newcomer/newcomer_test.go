@@ -46,9 +46,11 @@ func TestNewcomer(t *testing.T) {
 	if strings.Contains(out, "NOT working") || strings.Contains(out, "failed while") {
 		t.Fatalf("make run:\n%s", out)
 	}
-	// The strategy really trades: running, with orders and fills, and its
+	// The strategy really trades: running, with orders and fills on both
+	// of the example's venues (Binance spot and Bybit perpetual), and its
 	// binary in the environment's folder, not in the source tree.
 	st := waitTrading(t, dir)
+	waitFillsOn(t, dir, "binance", "bybit-perp")
 	if _, err := os.Stat(filepath.Join(dir, "examples/strategies/mean-reversion/.state")); err == nil {
 		t.Error("the strategy was built into its source folder")
 	}
@@ -267,6 +269,45 @@ func waitTrading(t *testing.T, dir string) nodeStatus {
 			t.Fatalf("the example strategy did not trade within 2 minutes: %+v", st)
 		}
 		time.Sleep(200 * time.Millisecond) // polling the node's admin API
+	}
+}
+
+// waitFillsOn waits until the example's node has filled orders on every
+// named venue, asked through its admin API's /v1/fills.
+func waitFillsOn(t *testing.T, dir string, venues ...string) {
+	t.Helper()
+	envDir := filepath.Join(dir, ".state", "envs", example)
+	deadline := time.Now().Add(2 * time.Minute)
+	seen := map[string]int{}
+	for {
+		key, _ := os.ReadFile(filepath.Join(envDir, "api-key"))
+		ep, _ := os.ReadFile(filepath.Join(envDir, "endpoint"))
+		req, _ := http.NewRequest("GET", string(ep)+"/v1/fills?limit=1000", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			var fills []struct {
+				Venue string `json:"venue"`
+			}
+			if json.NewDecoder(resp.Body).Decode(&fills) == nil {
+				for _, f := range fills {
+					seen[f.Venue]++
+				}
+			}
+			resp.Body.Close()
+		}
+		missing := 0
+		for _, v := range venues {
+			if seen[v] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the example strategy filled nothing on some of %v within 2 minutes: fills by venue %v", venues, seen)
+		}
+		time.Sleep(500 * time.Millisecond) // polling the node's admin API
 	}
 }
 
