@@ -285,7 +285,7 @@ func (p *Parser) tradeArray(sc *jsonscan.Scanner) error {
 // path (up to 1024 per push), so it walks the object itself rather than
 // through object's callback.
 func (p *Parser) trade(sc *jsonscan.Scanner) error {
-	var t, price, qty, side, id, seq, symbol, skip jsonscan.Value
+	var t, price, qty, side, id, seq, symbol jsonscan.Value
 	var block byte
 	if sc.I < len(sc.B) && sc.B[sc.I] <= ' ' {
 		sc.WS()
@@ -301,10 +301,18 @@ func (p *Parser) trade(sc *jsonscan.Scanner) error {
 			// The one-character keys inline (readKey has them too).
 			var key []byte
 			var err error
-			if b, i := sc.B, sc.I; i+4 <= len(b) && binary.LittleEndian.Uint32(b[i:])&0xFFFF00FF == 0x3A220022 && jsonscan.Plain[b[i+1]] {
+			b, i := sc.B, sc.I
+			switch {
+			case i+4 <= len(b) && binary.LittleEndian.Uint32(b[i:])&0xFFFF00FF == 0x3A220022 && jsonscan.Plain[b[i+1]]:
 				key, sc.I = b[i+1:i+2], i+4
-			} else if key, err = readKey(sc); err != nil {
-				return err
+			case i+5 <= len(b) && string(b[i:i+5]) == `"BT":`:
+				key, sc.I = b[i+1:i+3], i+5
+			case i+6 <= len(b) && string(b[i:i+6]) == `"seq":`:
+				key, sc.I = b[i+1:i+4], i+6
+			default:
+				if key, err = readKey(sc); err != nil {
+					return err
+				}
 			}
 			if sc.I < len(sc.B) && sc.B[sc.I] <= ' ' {
 				sc.WS()
@@ -325,11 +333,7 @@ func (p *Parser) trade(sc *jsonscan.Scanner) error {
 				case 's':
 					err = p.str(sc, &symbol)
 				case 'L':
-					if sc.Peek() == '"' {
-						err = p.str(sc, &skip) // tick direction: not carried
-					} else {
-						err = sc.Skip(3)
-					}
+					err = skipPlain(sc) // tick direction: not carried
 				default:
 					err = sc.Skip(3)
 				}
@@ -526,6 +530,19 @@ func (p *Parser) str(sc *jsonscan.Scanner, v *jsonscan.Value) error {
 		return ErrEscape
 	}
 	return nil
+}
+
+// skipPlain skips a string value without escapes or control characters
+// (one eight-bytes-at-a-time pass); anything else goes through the scanner.
+func skipPlain(sc *jsonscan.Scanner) error {
+	b, i := sc.B, sc.I
+	if i < len(b) && b[i] == '"' {
+		if j := jsonscan.PlainEnd(b, i+1); j < len(b) && b[j] == '"' {
+			sc.I = j + 1
+			return nil
+		}
+	}
+	return sc.Skip(3)
 }
 
 // num reads a non-negative integer value.
