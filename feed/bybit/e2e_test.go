@@ -241,3 +241,24 @@ func TestBybitMissedPongsReplaceTheConnection(t *testing.T) {
 		t.Fatalf("reconnects %v", n)
 	}
 }
+
+// TestBybitMalformedFramesNeverStopTheFeed: damaged and hostile frames are
+// counted and dropped; the book and the trade tape carry on untouched.
+func TestBybitMalformedFramesNeverStopTheFeed(t *testing.T) {
+	r := newRig(t, true, nil, bybit.Config{})
+	r.stepUntil("books in sync", r.booksMatch)
+	for _, f := range []string{
+		`{"topic":"publicTrade.BTCUSDT","data":[{"T":1`, // truncated
+		`not json at all`,
+		`{"topic":"publicTrade.BTCUSDT","ts":1,"data":[{"T":1,"s":"BTCUSDT","S":"Buy","v":"1","p":"-5","i":"x"}]}`,      // negative price
+		`{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"data":{"s":"ETHUSDT","b":[],"a":[],"u":1}}`,             // another symbol's payload
+		`{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1,"data":{"s":"BTCUSDT","b":[["1"]],"a":[],"u":99999999}}`, // a broken level
+	} {
+		r.sim.SendRaw(true, []byte(f))
+	}
+	r.stepUntil("the bad frames counted", func() bool { return r.count("paddock_feed_parse_errors_total") == 5 })
+	r.stepUntil("the book still matching", r.booksMatch)
+	if g := r.count("paddock_feed_book_gaps_total"); g != 0 {
+		t.Fatalf("bad frames caused %v gaps", g)
+	}
+}
