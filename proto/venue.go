@@ -16,6 +16,7 @@ const (
 	VenueBinancePerp VenueID = 2 // Binance USD-M perpetual futures
 	VenueBybit       VenueID = 3 // Bybit v5 spot
 	VenueBybitPerp   VenueID = 4 // Bybit v5 linear perpetuals
+	VenueBinanceUS   VenueID = 5 // Binance.US spot: the binance protocol, another exchange
 )
 
 // venueNames are the subject tokens of the venues, indexed by id.
@@ -25,6 +26,7 @@ var venueNames = [...]string{
 	VenueBinancePerp: "binance-perp",
 	VenueBybit:       "bybit",
 	VenueBybitPerp:   "bybit-perp",
+	VenueBinanceUS:   "binance-us",
 }
 
 // String returns the venue's subject token, or "venue-<n>" for an id this

@@ -41,6 +41,11 @@ var all = []Venue{
 		WSURL: "wss://stream.bybit.com/v5/public/spot", MakerFee: "0.001", TakerFee: "0.001"},
 	{Name: "bybit-perp", ID: proto.VenueBybitPerp, Exchange: "bybit", Type: "perpetual", Adapter: "bybit",
 		WSURL: "wss://stream.bybit.com/v5/public/linear", MakerFee: "0.0002", TakerFee: "0.00055"},
+	// An instance of the binance kind: the same adapter and protocol under
+	// its own name, wire id, endpoints and fees. A feed runs it beside
+	// binance, each on its own subjects.
+	{Name: "binance-us", ID: proto.VenueBinanceUS, Exchange: "binance-us", Type: "spot", Adapter: "binance",
+		WSURL: "wss://stream.binance.us:9443", RESTURL: "https://api.binance.us", TradeStream: "trade", MakerFee: "0.001", TakerFee: "0.001"},
 }
 
 // All returns every venue, in wire-id order.

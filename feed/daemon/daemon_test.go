@@ -29,6 +29,7 @@ venues:
   - {name: binance, ws_url: "` + sm.SpotWS() + `", rest_url: "` + sm.SpotREST() + `", instruments: [btcusdt]}
   - {name: binance-perp, ws_url: "` + sm.PerpWS() + `", rest_url: "` + sm.PerpREST() + `", instruments: [btcusdt]}
   - {name: bybit-perp, ws_url: "` + sm.BybitLinearWS() + `", instruments: [btcusdt], bybit: {depth: 200}}
+  - {name: binance-us, ws_url: "` + sm.SpotWS() + `", rest_url: "` + sm.SpotREST() + `", instruments: [btcusdt]}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +66,11 @@ venues:
 		t.Fatal(err)
 	}
 	bybitTrades, err := nc.SubscribeSync("market.data.bybit-perp.btcusdt.trades")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// binance-us: a second instance of the binance kind, on its own subjects.
+	usTrades, err := nc.SubscribeSync("market.data.binance-us.btcusdt.trades")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +115,13 @@ venues:
 	if tr, err := proto.DecodeTrade(msg.Data); err != nil || tr.Venue() != proto.VenueBybitPerp {
 		t.Fatalf("bybit trade: %v %v", tr, err)
 	}
+	msg, err = usTrades.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := proto.DecodeTrade(msg.Data); err != nil || tr.Venue() != proto.VenueBinanceUS {
+		t.Fatalf("binance-us trade: %v %v", tr, err)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -131,7 +144,7 @@ venues:
 			}
 		}
 	}
-	if resets != 3 {
+	if resets != 4 {
 		t.Fatalf("%d shutdown Resets, want one per venue", resets)
 	}
 }

@@ -12,7 +12,7 @@ export const VERSION = 1;
 export const HEADER_LEN = 32;
 
 const TYPES = { 1: "trade", 2: "book_delta", 3: "book_snapshot", 4: "bbo", 5: "status", 6: "reset" };
-const VENUES = { 1: "binance", 2: "binance-perp", 3: "bybit", 4: "bybit-perp" };
+const VENUES = { 1: "binance", 2: "binance-perp", 3: "bybit", 4: "bybit-perp", 5: "binance-us" };
 const SIDES = { 1: "buy", 2: "sell" };
 const STATES = { 1: "connecting", 2: "connected", 3: "disconnected", 4: "stale" };
 const REASONS = { 1: "gap", 2: "disconnect", 3: "stale", 4: "resync", 5: "shutdown" };
