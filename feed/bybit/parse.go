@@ -94,11 +94,12 @@ type Event struct {
 // Parser turns Bybit v5 frames into Events. Not safe for concurrent use;
 // each slot owns one.
 type Parser struct {
-	ev     Event
-	frame  []byte
-	trades []Trade
-	bids   []proto.Level
-	asks   []proto.Level
+	general bool // tests: parse every trade on the general path
+	ev      Event
+	frame   []byte
+	trades  []Trade
+	bids    []proto.Level
+	asks    []proto.Level
 }
 
 // top-level and nested values the parser keeps, as offsets into the frame.
@@ -267,7 +268,9 @@ func (p *Parser) tradeArray(sc *jsonscan.Scanner) error {
 		if len(p.trades) == MaxTradesPerMessage {
 			return ErrTooManyTrade
 		}
-		if err := p.trade(sc); err != nil {
+		if next, ok := p.compactTradeIf(sc.B, sc.I); ok {
+			sc.I = next
+		} else if err := p.trade(sc); err != nil {
 			return err
 		}
 		sc.WS()
@@ -279,6 +282,107 @@ func (p *Parser) tradeArray(sc *jsonscan.Scanner) error {
 			return ErrSyntax
 		}
 	}
+}
+
+func (p *Parser) compactTradeIf(b []byte, i int) (int, bool) {
+	if p.general {
+		return 0, false
+	}
+	return p.compactTrade(b, i)
+}
+
+// compactTrade parses a trade object in the compact form and key order
+// Bybit sends, {"T":..,"s":"..","S":"..","v":"..","p":"..","L":"..","i":"..",
+// "BT":..[,"seq":..]}, as a template: no key is looked up. Anything else
+// (other order, whitespace, escapes, extra keys, a bad value) reports false
+// and the general path (trade) parses it and produces the precise error.
+func (p *Parser) compactTrade(b []byte, i int) (next int, ok bool) {
+	lit := func(s string) bool {
+		if i+len(s) <= len(b) && string(b[i:i+len(s)]) == s {
+			i += len(s)
+			return true
+		}
+		return false
+	}
+	digits := func() (uint64, bool) {
+		start := i
+		var n uint64
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' && i-start < 19 {
+			n = n*10 + uint64(b[i]-'0')
+			i++
+		}
+		// JSON allows no leading zero; the general path refuses it too.
+		return n, i > start && (i >= len(b) || b[i] < '0' || b[i] > '9') && (b[start] != '0' || i-start == 1)
+	}
+	plain := func() (int, int, bool) { // after the opening quote; ends past the closing one
+		start := i
+		j := jsonscan.PlainEnd(b, i)
+		if j >= len(b) || b[j] != '"' {
+			return 0, 0, false
+		}
+		i = j + 1
+		return start, j, true
+	}
+	var tr Trade
+	if !lit(`{"T":`) {
+		return 0, false
+	}
+	ms, ok := digits()
+	if !ok || ms > 1<<63/1_000_000 || !lit(`,"s":"`) {
+		return 0, false
+	}
+	s0, s1, ok := plain()
+	if !ok {
+		return 0, false
+	}
+	tr.sym = jsonscan.Value{Start: int32(s0), End: int32(s1), Kind: '"'}
+	switch {
+	case lit(`,"S":"Buy","v":"`):
+	case lit(`,"S":"Sell","v":"`):
+		tr.Sell = true
+	default:
+		return 0, false
+	}
+	v0, v1, ok := plain()
+	if !ok || !lit(`,"p":"`) {
+		return 0, false
+	}
+	p0, p1, ok := plain()
+	if !ok || !lit(`,"L":"`) {
+		return 0, false
+	}
+	if _, _, ok = plain(); !ok || !lit(`,"i":"`) {
+		return 0, false
+	}
+	i0, i1, ok := plain()
+	if !ok || i1 == i0 {
+		return 0, false
+	}
+	switch {
+	case lit(`,"BT":false`):
+	case lit(`,"BT":true`):
+		tr.Block = true
+	default:
+		return 0, false
+	}
+	if lit(`,"seq":`) {
+		if tr.Seq, ok = digits(); !ok {
+			return 0, false
+		}
+	}
+	if !lit(`}`) {
+		return 0, false
+	}
+	var err error
+	if tr.Price, err = proto.ParseUDecimal(b[p0:p1]); err != nil {
+		return 0, false
+	}
+	if tr.Qty, err = proto.ParseUDecimal(b[v0:v1]); err != nil {
+		return 0, false
+	}
+	tr.Time, tr.ID = int64(ms)*1_000_000, b[i0:i1]
+	p.trades = append(p.trades, tr)
+	return i, true
 }
 
 // trade parses one trade object and appends it. It is the per-trade hot

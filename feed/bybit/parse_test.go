@@ -325,9 +325,31 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Add(tradeBatch(3, 1))
+	f.Add([]byte(`{"topic":"publicTrade.BTCUSDT","data":[{"T":0123,"s":"BTCUSDT","S":"Buy","v":"1","p":"1","L":"x","i":"a","BT":false}]}`))
+	f.Add([]byte(`{"topic":"publicTrade.BTCUSDT","data":[{"T":1,"s":"BTCUSDT","S":"Sell","v":"1","p":"1","L":"x","i":"a","BT":true,"seq":18446744073709551615}]}`))
+	f.Add([]byte(`{"topic":"publicTrade.BTCUSDT","data":[{"T":1,"s":"BTCUSDT","S":"Buy","v":"1","p":"1","L":"x","i":"a\u0041","BT":false}]}`))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		var p Parser
 		ev, err := p.Parse(frame)
+		// The template path for compact trades must read exactly what the
+		// general path reads, and accept nothing it refuses.
+		g := Parser{general: true}
+		gev, gerr := g.Parse(frame)
+		if (err == nil) != (gerr == nil) {
+			t.Fatalf("template and general paths disagree: %v vs %v on %q", err, gerr, frame)
+		}
+		if err == nil && ev.Kind == KindTrades {
+			if len(ev.Trades) != len(gev.Trades) {
+				t.Fatalf("%d trades vs %d", len(ev.Trades), len(gev.Trades))
+			}
+			for i := range ev.Trades {
+				a, b := ev.Trades[i], gev.Trades[i]
+				if a.Time != b.Time || a.Price != b.Price || a.Qty != b.Qty || a.Sell != b.Sell || string(a.ID) != string(b.ID) ||
+					a.Seq != b.Seq || a.Block != b.Block || string(a.symbol(frame)) != string(b.symbol(frame)) {
+					t.Fatalf("trade %d: %+v vs %+v", i, a, b)
+				}
+			}
+		}
 		if err != nil {
 			return
 		}
