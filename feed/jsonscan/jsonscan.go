@@ -413,20 +413,14 @@ func CompactLevel(b []byte, i int) (p, q []byte, next int, ok bool) {
 	if i+2 >= len(b) || b[i] != '[' || b[i+1] != '"' {
 		return nil, nil, 0, false
 	}
-	j := i + 2
-	ps := j
-	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
-		j++
-	}
+	ps := i + 2
+	j := PlainEnd(b, ps)
 	if j+3 >= len(b) || b[j] != '"' || b[j+1] != ',' || b[j+2] != '"' {
 		return nil, nil, 0, false
 	}
 	pe := j
-	j += 3
-	qs := j
-	for j < len(b) && b[j] != '"' && b[j] != '\\' && b[j] >= 0x20 {
-		j++
-	}
+	qs := j + 3
+	j = PlainEnd(b, qs)
 	if j+1 >= len(b) || b[j] != '"' || b[j+1] != ']' {
 		return nil, nil, 0, false
 	}
