@@ -32,6 +32,8 @@ type market struct {
 	skipNext bool   // the next depth event is generated but not sent (a gap)
 	lastBBO  [4]int64
 	bybit    bybitState
+
+	binanceSent, binanceAggSent uint64 // trades sent on the trade / aggTrade streams
 }
 
 // band is how many ticks either side of the mid the book keeps levels.

@@ -153,8 +153,8 @@ func (s *Sim) Step(n int) {
 			prev := m.updateID
 			cs, tr, first, last := m.step(withTrade)
 			if tr != nil {
-				s.send(m, "@trade", func() []byte { return m.tradeFrame(tr, false, ms) })
-				s.send(m, "@aggTrade", func() []byte { return m.tradeFrame(tr, true, ms) })
+				s.send(m, "@trade", func() []byte { m.binanceSent++; return m.tradeFrame(tr, false, ms) })
+				s.send(m, "@aggTrade", func() []byte { m.binanceAggSent++; return m.tradeFrame(tr, true, ms) })
 			}
 			if len(cs) > 0 {
 				if m.skipNext {
@@ -528,4 +528,20 @@ func (s *Sim) serveDepth(w http.ResponseWriter, r *http.Request, futures bool) {
 		return
 	}
 	_, _ = w.Write(body)
+}
+
+// BinanceTradesSent is how many trades the simulator has sent on the
+// symbol's Binance trade streams (trade, or aggTrade when agg) to a
+// subscriber: what a feed subscribed from the start must have published.
+func (s *Sim) BinanceTradesSent(futures bool, symbol string, agg bool) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.markets[key(futures, strings.ToUpper(symbol))]
+	switch {
+	case m == nil:
+		return 0
+	case agg:
+		return m.binanceAggSent
+	}
+	return m.binanceSent
 }
