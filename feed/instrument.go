@@ -55,6 +55,7 @@ type Instrument struct {
 	book     book.Book
 	inSync   bool
 	lastID   uint64 // exchange update id the book is at
+	venueSeq uint64 // the venue's own sequence at lastID (Bybit's seq), 0 = none
 	seqTrade uint64
 	seqBook  uint64
 	seqBBO   uint64
@@ -131,9 +132,10 @@ func (in *Instrument) PublishBBO(t Times, q *proto.BBO) error {
 }
 
 // ApplyDelta applies an exchange diff that the adapter has checked for
-// continuity, and publishes it as a BookDelta. An error means the book could
+// continuity, and publishes it as a BookDelta (with the venue's own
+// sequence, venueSeq, where it has one; 0 otherwise). An error means the book could
 // not take the update; the adapter must Reset and resync.
-func (in *Instrument) ApplyDelta(t Times, firstID, lastID uint64, bids, asks []proto.Level) error {
+func (in *Instrument) ApplyDelta(t Times, firstID, lastID, venueSeq uint64, bids, asks []proto.Level) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if !in.inSync {
@@ -146,8 +148,8 @@ func (in *Instrument) ApplyDelta(t Times, firstID, lastID uint64, bids, asks []p
 		in.metrics.crossed.Inc()
 		return ErrCrossed
 	}
-	in.lastID = lastID
-	d := proto.BookDelta{FirstUpdateID: firstID, LastUpdateID: lastID, Bids: bids, Asks: asks}
+	in.lastID, in.venueSeq = lastID, venueSeq
+	d := proto.BookDelta{FirstUpdateID: firstID, LastUpdateID: lastID, Bids: bids, Asks: asks, VenueSeq: venueSeq}
 	in.seqBook++
 	h := in.header(in.seqBook, t)
 	var err error
@@ -161,7 +163,7 @@ func (in *Instrument) ApplyDelta(t Times, firstID, lastID uint64, bids, asks []p
 
 // LoadSnapshot replaces the book with an exchange snapshot, marks it in sync
 // and publishes it as a BookSnapshot on the orderbook stream.
-func (in *Instrument) LoadSnapshot(t Times, updateID uint64, bids, asks []proto.Level) error {
+func (in *Instrument) LoadSnapshot(t Times, updateID, venueSeq uint64, bids, asks []proto.Level) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if err := in.book.Load(bids, asks); err != nil {
@@ -173,7 +175,7 @@ func (in *Instrument) LoadSnapshot(t Times, updateID uint64, bids, asks []proto.
 		in.metrics.crossed.Inc()
 		return ErrCrossed
 	}
-	in.inSync, in.lastID = true, updateID
+	in.inSync, in.lastID, in.venueSeq = true, updateID, venueSeq
 	in.synced.Store(true)
 	in.seqBook++
 	if err := in.appendSnapshot(in.header(in.seqBook, t), updateID); err != nil {
@@ -197,7 +199,7 @@ func (in *Instrument) appendSnapshot(h proto.Header, updateID uint64) error {
 		bids, asks = bids[:min(len(bids), n)], asks[:min(len(asks), n)]
 	}
 	var err error
-	in.buf, err = proto.AppendBookSnapshot(in.buf[:0], &h, &proto.BookSnapshot{UpdateID: updateID, Bids: bids, Asks: asks})
+	in.buf, err = proto.AppendBookSnapshot(in.buf[:0], &h, &proto.BookSnapshot{UpdateID: updateID, Bids: bids, Asks: asks, VenueSeq: in.venueSeq})
 	return err
 }
 

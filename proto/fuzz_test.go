@@ -68,9 +68,9 @@ func reencode(m Message) ([]byte, error) {
 			asks[i] = v.Ask(i)
 		}
 		if m.Type() == TypeBookDelta {
-			return AppendBookDelta(nil, &h, &BookDelta{FirstUpdateID: v.FirstUpdateID(), LastUpdateID: v.LastUpdateID(), Bids: bids, Asks: asks})
+			return AppendBookDelta(nil, &h, &BookDelta{FirstUpdateID: v.FirstUpdateID(), LastUpdateID: v.LastUpdateID(), Bids: bids, Asks: asks, VenueSeq: v.VenueSeq()})
 		}
-		return AppendBookSnapshot(nil, &h, &BookSnapshot{UpdateID: v.UpdateID(), Bids: bids, Asks: asks})
+		return AppendBookSnapshot(nil, &h, &BookSnapshot{UpdateID: v.UpdateID(), Bids: bids, Asks: asks, VenueSeq: v.VenueSeq()})
 	case TypeBBO:
 		v, _ := m.AsBBO()
 		return AppendBBO(nil, &h, &BBO{Bid: v.Bid(), Ask: v.Ask(), UpdateID: v.UpdateID()})

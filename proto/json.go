@@ -41,6 +41,8 @@ func (m Message) AppendJSON(dst []byte) []byte {
 			dst = append(dst, `,"update_id":`...)
 			dst = appendU64JSON(dst, v.UpdateID())
 		}
+		dst = append(dst, `,"venue_seq":`...)
+		dst = appendU64JSON(dst, v.VenueSeq())
 		dst = append(dst, `},"header":`...)
 		dst = m.appendHeaderJSON(dst)
 	case TypeBBO:

@@ -97,8 +97,12 @@ const (
 	levelLen     = 16
 )
 
+// bookTailLen is the fields appended after the levels (venue_seq); SPEC
+// rule 6: a body from an older feed ends with the levels.
+const bookTailLen = 8
+
 // MaxLevels is the most levels (bids plus asks) one book message can carry.
-const MaxLevels = (MaxBodyLen - bookFixedLen) / levelLen
+const MaxLevels = (MaxBodyLen - bookFixedLen - bookTailLen) / levelLen
 
 // Level is one price level. In a BookDelta, a zero Qty removes the level.
 type Level struct {
@@ -112,6 +116,9 @@ type BookDelta struct {
 	FirstUpdateID uint64
 	LastUpdateID  uint64
 	Bids, Asks    []Level
+	// VenueSeq is the venue's own sequence of the update where it has one
+	// beside its update ids (Bybit's cross sequence "seq"); 0 = none.
+	VenueSeq uint64
 }
 
 // BookSnapshot is the input to AppendBookSnapshot: the full book as of
@@ -120,25 +127,26 @@ type BookDelta struct {
 type BookSnapshot struct {
 	UpdateID   uint64
 	Bids, Asks []Level
+	VenueSeq   uint64 // as in BookDelta
 }
 
 // BookSize returns the encoded size of a book message with n levels.
-func BookSize(n int) int { return HeaderLen + bookFixedLen + levelLen*n }
+func BookSize(n int) int { return HeaderLen + bookFixedLen + levelLen*n + bookTailLen }
 
 // AppendBookDelta appends an encoded BookDelta. All prices share one exponent
 // on the wire, and so do all quantities: levels with differing exponents are
 // rescaled exactly to the smallest one, or ErrScale is returned. On error dst
 // is returned unchanged.
 func AppendBookDelta(dst []byte, h *Header, d *BookDelta) ([]byte, error) {
-	return appendBook(dst, TypeBookDelta, h, d.FirstUpdateID, d.LastUpdateID, d.Bids, d.Asks)
+	return appendBook(dst, TypeBookDelta, h, d.FirstUpdateID, d.LastUpdateID, d.VenueSeq, d.Bids, d.Asks)
 }
 
 // AppendBookSnapshot appends an encoded BookSnapshot; see AppendBookDelta.
 func AppendBookSnapshot(dst []byte, h *Header, s *BookSnapshot) ([]byte, error) {
-	return appendBook(dst, TypeBookSnapshot, h, s.UpdateID, 0, s.Bids, s.Asks)
+	return appendBook(dst, TypeBookSnapshot, h, s.UpdateID, 0, s.VenueSeq, s.Bids, s.Asks)
 }
 
-func appendBook(dst []byte, t MsgType, h *Header, id0, id1 uint64, bids, asks []Level) ([]byte, error) {
+func appendBook(dst []byte, t MsgType, h *Header, id0, id1, venueSeq uint64, bids, asks []Level) ([]byte, error) {
 	n := len(bids) + len(asks)
 	if n > MaxLevels {
 		return dst, ErrTooLarge
@@ -148,7 +156,7 @@ func appendBook(dst []byte, t MsgType, h *Header, id0, id1 uint64, bids, asks []
 		return dst, err
 	}
 	start := len(dst)
-	bodyLen := bookFixedLen + levelLen*n
+	bodyLen := bookFixedLen + levelLen*n + bookTailLen
 	dst, m := grow(dst, HeaderLen+bodyLen)
 	putHeader(m, t, h, bodyLen)
 	b := m[HeaderLen:]
@@ -159,6 +167,7 @@ func appendBook(dst []byte, t MsgType, h *Header, id0, id1 uint64, bids, asks []
 	b[bookPExp] = byte(pexp)
 	b[bookQExp] = byte(qexp)
 	b[bookQExp+1], b[bookQExp+2] = 0, 0
+	putU64(b, bookFixedLen+levelLen*n, venueSeq)
 	if uniform { // the usual case: an exchange sends one scale per symbol
 		putLevels(b[bookFixedLen:], bids)
 		putLevels(b[bookFixedLen+levelLen*len(bids):], asks)
@@ -247,6 +256,16 @@ func (v BookView) LastUpdateID() uint64 { return binary.LittleEndian.Uint64(v.bo
 
 // UpdateID is the exchange update id a snapshot is consistent with.
 func (v BookView) UpdateID() uint64 { return v.FirstUpdateID() }
+
+// VenueSeq is the venue's own sequence of the update (Bybit's "seq"): 0
+// when it has none, or from an older feed whose body ends with the levels.
+func (v BookView) VenueSeq() uint64 {
+	b := v.body()
+	if off := bookFixedLen + levelLen*(v.NumBids()+v.NumAsks()); len(b) >= off+8 {
+		return binary.LittleEndian.Uint64(b[off:])
+	}
+	return 0
+}
 
 func (v BookView) NumBids() int   { return int(binary.LittleEndian.Uint16(v.body()[bookNBids:])) }
 func (v BookView) NumAsks() int   { return int(binary.LittleEndian.Uint16(v.body()[bookNAsks:])) }

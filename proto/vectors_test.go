@@ -53,7 +53,7 @@ var vectorTable = []struct {
 		return AppendTrade(d, &h, &Trade{Price: dec(1<<63-1, -18), Qty: dec(-1<<63, 18), TradeID: 1<<64 - 1, Side: SideSell})
 	}},
 	{"book_delta_10", func(d []byte) ([]byte, error) {
-		return AppendBookDelta(d, &hdr, &BookDelta{FirstUpdateID: 1001, LastUpdateID: 1010,
+		return AppendBookDelta(d, &hdr, &BookDelta{FirstUpdateID: 1001, LastUpdateID: 1010, VenueSeq: 66544703342,
 			Bids: []Level{lv("27123.45", "1.5"), lv("27123.40", "0"), lv("27123.35", "0.25"), lv("27123.30", "3"), lv("27123.00", "10.125")},
 			Asks: []Level{lv("27123.50", "0.001"), lv("27123.55", "2"), lv("27123.60", "0"), lv("27124.00", "7.5"), lv("27125.00", "100")},
 		})
@@ -107,9 +107,9 @@ func fieldsJSON(m Message) map[string]any {
 			asks = append(asks, l(v.Ask(k)))
 		}
 		if m.Type() == TypeBookDelta {
-			out["book_delta"] = map[string]any{"first_update_id": u(v.FirstUpdateID()), "last_update_id": u(v.LastUpdateID()), "bids": bids, "asks": asks}
+			out["book_delta"] = map[string]any{"first_update_id": u(v.FirstUpdateID()), "last_update_id": u(v.LastUpdateID()), "bids": bids, "asks": asks, "venue_seq": u(v.VenueSeq())}
 		} else {
-			out["book_snapshot"] = map[string]any{"update_id": u(v.UpdateID()), "bids": bids, "asks": asks}
+			out["book_snapshot"] = map[string]any{"update_id": u(v.UpdateID()), "bids": bids, "asks": asks, "venue_seq": u(v.VenueSeq())}
 		}
 	case TypeBBO:
 		v, _ := m.AsBBO()

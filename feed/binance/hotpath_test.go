@@ -51,7 +51,7 @@ func newHotPath(tb testing.TB) *hotPath {
 		bids = append(bids, proto.Level{Price: proto.Decimal{Mant: 2712345000000 - int64(i)*1000000, Exp: -8}, Qty: proto.Decimal{Mant: 100000000, Exp: -8}})
 		asks = append(asks, proto.Level{Price: proto.Decimal{Mant: 2712346000000 + int64(i)*1000000, Exp: -8}, Qty: proto.Decimal{Mant: 100000000, Exp: -8}})
 	}
-	if err := st.in.LoadSnapshot(feed.Times{}, 100, bids, asks); err != nil {
+	if err := st.in.LoadSnapshot(feed.Times{}, 100, 0, bids, asks); err != nil {
 		tb.Fatal(err)
 	}
 	st.synced, st.lastU = true, 100

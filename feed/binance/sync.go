@@ -217,7 +217,7 @@ func (a *Adapter) continuity(st *instState, first, last, prev uint64, hasPrev bo
 }
 
 func (a *Adapter) apply(st *instState, t feed.Times, first, last uint64, bids, asks []proto.Level) {
-	if err := st.in.ApplyDelta(t, first, last, bids, asks); err != nil {
+	if err := st.in.ApplyDelta(t, first, last, 0, bids, asks); err != nil {
 		// The book could not take the update (a scale overflow): treat it as
 		// a gap, which resets and resyncs.
 		a.log.Warn("apply depth update", "symbol", st.upper, "err", err)
@@ -325,7 +325,7 @@ func (a *Adapter) applySnapshot(st *instState, s *snapshot) (done bool, why erro
 	}
 	st.buf = keep
 	t := feed.Times{Recv: s.recv}
-	if err := st.in.LoadSnapshot(t, s.lastID, s.bids, s.asks); err != nil {
+	if err := st.in.LoadSnapshot(t, s.lastID, 0, s.bids, s.asks); err != nil {
 		return false, fmt.Errorf("load snapshot: %w", err)
 	}
 	st.synced, st.needFirst, st.lastU, st.fetching, st.staleRun = true, true, s.lastID, false, 0

@@ -394,7 +394,7 @@ func (a *Adapter) onBook(st *instState, c *session.Conn, ev *Event, recv int64) 
 			a.out.Metrics.Duplicates.Inc()
 			return false
 		}
-		if err := st.in.LoadSnapshot(t, ev.UpdateID, ev.Bids, ev.Asks); err != nil {
+		if err := st.in.LoadSnapshot(t, ev.UpdateID, ev.Seq, ev.Bids, ev.Asks); err != nil {
 			a.badEvent("snapshot: "+err.Error(), st.upper)
 			a.gap(st, c, t)
 			return false
@@ -416,7 +416,7 @@ func (a *Adapter) onBook(st *instState, c *session.Conn, ev *Event, recv int64) 
 		a.gap(st, c, t)
 		return false
 	}
-	if err := st.in.ApplyDelta(t, ev.UpdateID, ev.UpdateID, ev.Bids, ev.Asks); err != nil {
+	if err := st.in.ApplyDelta(t, ev.UpdateID, ev.UpdateID, ev.Seq, ev.Bids, ev.Asks); err != nil {
 		if errors.Is(err, feed.ErrCrossed) {
 			a.log.Warn("the book crossed; resyncing", "symbol", st.upper, "u", ev.UpdateID) // counted by the instrument
 		} else {

@@ -21,6 +21,7 @@ type hotPath struct {
 	st  *instState
 	c   *session.Conn
 	reg *prometheus.Registry
+	pub *copyPublisher // nil on real NATS
 }
 
 // copyPublisher copies every message, as nats.go's Publish does, and
@@ -38,10 +39,11 @@ func (p *copyPublisher) Publish(_ string, data []byte) error {
 
 func newHotPath(tb testing.TB, realNATS bool) *hotPath {
 	tb.Helper()
-	var pub feed.Publisher = &copyPublisher{}
+	cp := &copyPublisher{}
+	var pub feed.Publisher = cp
 	if realNATS {
 		ns := natstest.Server(tb, embednats.Options{})
-		pub = natstest.Connect(tb, ns.ClientURL())
+		pub, cp = natstest.Connect(tb, ns.ClientURL()), nil
 	}
 	reg := prometheus.NewRegistry()
 	out, err := feed.NewOutlet(proto.VenueBybitPerp, []string{"btcusdt"}, feed.Events{Trades: true, Orderbook: true, BBO: true}, pub,
@@ -59,11 +61,11 @@ func newHotPath(tb testing.TB, realNATS bool) *hotPath {
 		bids = append(bids, proto.Level{Price: proto.Decimal{Mant: 3024700 - int64(i)*10, Exp: -2}, Qty: proto.Decimal{Mant: 1000, Exp: -3}})
 		asks = append(asks, proto.Level{Price: proto.Decimal{Mant: 3024800 + int64(i)*10, Exp: -2}, Qty: proto.Decimal{Mant: 1000, Exp: -3}})
 	}
-	if err := st.in.LoadSnapshot(feed.Times{}, 100, bids, asks); err != nil {
+	if err := st.in.LoadSnapshot(feed.Times{}, 100, 0, bids, asks); err != nil {
 		tb.Fatal(err)
 	}
 	st.synced, st.lastU = true, 100
-	return &hotPath{a: a, st: st, c: &session.Conn{}, reg: reg}
+	return &hotPath{a: a, st: st, c: &session.Conn{}, reg: reg, pub: cp}
 }
 
 func (h *hotPath) frame(f []byte) {
@@ -189,5 +191,22 @@ func TestCrossedBookResyncs(t *testing.T) {
 		if got != want {
 			t.Fatalf("%s = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestVenueSeqIsCarried: Bybit's cross sequence "seq" of a book update
+// travels in the published BookDelta (venue_seq), and the matching engine's
+// time "cts" is its event time.
+func TestVenueSeqIsCarried(t *testing.T) {
+	h := newHotPath(t, false)
+	h.frame([]byte(`{"topic":"orderbook.50.BTCUSDT","type":"delta","ts":1687940967466,"data":{"s":"BTCUSDT","b":[["30246.00","2"]],"a":[],"u":101,"seq":66544703342},"cts":1687940967464}`))
+	cp := h.pub
+	m, err := proto.Decode(cp.buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := m.AsBookDelta()
+	if err != nil || v.VenueSeq() != 66544703342 || v.LastUpdateID() != 101 || m.EventTime() != 1687940967464_000_000 {
+		t.Fatalf("published %v: venue_seq %d, u %d, event time %d", m.Type(), v.VenueSeq(), v.LastUpdateID(), m.EventTime())
 	}
 }

@@ -80,9 +80,12 @@ export function decode(bytes) {
       const level = (i) => ({ price: dec(dv, b + 24 + 16 * i, pexp), qty: dec(dv, b + 32 + 16 * i, qexp) });
       const bids = Array.from({ length: nb }, (_, i) => level(i));
       const asks = Array.from({ length: na }, (_, i) => level(nb + i));
+      // venue_seq follows the levels; an older feed's body ends with them (0).
+      const tail = b + 24 + 16 * (nb + na);
+      const venue_seq = bodyLen >= 24 + 16 * (nb + na) + 8 ? u64(dv, tail) : "0";
       out[type] = type === "book_delta"
-        ? { first_update_id: u64(dv, b), last_update_id: u64(dv, b + 8), bids, asks }
-        : { update_id: u64(dv, b), bids, asks };
+        ? { first_update_id: u64(dv, b), last_update_id: u64(dv, b + 8), bids, asks, venue_seq }
+        : { update_id: u64(dv, b), bids, asks, venue_seq };
       break;
     }
     case "bbo": {
