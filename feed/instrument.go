@@ -68,10 +68,9 @@ type Instrument struct {
 	gaps      atomic.Uint64 // book gaps, for the Status heartbeat
 }
 
-func newInstrument(venue proto.VenueID, symbol string, ev Events, pub Publisher, m *instrumentMetrics, now func() time.Time) (*Instrument, error) {
+func newInstrument(venue proto.VenueID, name, symbol string, ev Events, pub Publisher, m *instrumentMetrics, now func() time.Time) (*Instrument, error) {
 	in := &Instrument{Venue: venue, Symbol: symbol, Events: ev, pub: pub, metrics: m, now: now, buf: make([]byte, 0, 4096)}
 	var err error
-	name := venue.String()
 	if in.subjTrades, err = proto.DataSubject(name, symbol, proto.EventTrades); err != nil {
 		return nil, err
 	}

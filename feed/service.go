@@ -26,6 +26,7 @@ import (
 // need no lock.
 type Outlet struct {
 	Venue       proto.VenueID
+	Name        string // the venue's subject token (Venue.String(), or an instance's own name)
 	Instruments []*Instrument
 	Metrics     *VenueMetrics
 
@@ -36,21 +37,27 @@ type Outlet struct {
 // NewOutlet creates the instruments of one venue. symbols are subject
 // tokens (lower-case exchange symbols).
 func NewOutlet(venue proto.VenueID, symbols []string, ev Events, pub Publisher, m *Metrics, now func() time.Time) (*Outlet, error) {
+	return NewNamedOutlet(venue.String(), venue, symbols, ev, pub, m, now)
+}
+
+// NewNamedOutlet is NewOutlet for a venue instance with a name of its own
+// (subjects, metric labels) and a site-local wire id (see proto.LocalVenueIDs).
+func NewNamedOutlet(name string, venue proto.VenueID, symbols []string, ev Events, pub Publisher, m *Metrics, now func() time.Time) (*Outlet, error) {
 	if now == nil {
 		now = time.Now
 	}
-	o := &Outlet{Venue: venue, Metrics: m.forVenue(venue.String()), bySymbol: map[string]*Instrument{}}
+	o := &Outlet{Venue: venue, Name: name, Metrics: m.forVenue(name), bySymbol: map[string]*Instrument{}}
 	var err error
-	if o.healthSub, err = proto.HealthSubject(venue.String()); err != nil {
+	if o.healthSub, err = proto.HealthSubject(name); err != nil {
 		return nil, err
 	}
 	for _, s := range symbols {
 		if _, dup := o.bySymbol[s]; dup {
-			return nil, fmt.Errorf("venue %s: instrument %q listed twice", venue, s)
+			return nil, fmt.Errorf("venue %s: instrument %q listed twice", name, s)
 		}
-		in, err := newInstrument(venue, s, ev, pub, m.forInstrument(venue.String(), s), now)
+		in, err := newInstrument(venue, name, s, ev, pub, m.forInstrument(name, s), now)
 		if err != nil {
-			return nil, fmt.Errorf("venue %s: %w", venue, err)
+			return nil, fmt.Errorf("venue %s: %w", name, err)
 		}
 		o.Instruments = append(o.Instruments, in)
 		o.bySymbol[s] = in
@@ -135,7 +142,7 @@ func (s *Service) Run(ctx context.Context) error {
 			if !in.Events.Orderbook {
 				continue
 			}
-			subj, err := proto.SnapshotSubject(v.Outlet.Venue.String(), in.Symbol)
+			subj, err := proto.SnapshotSubject(v.Outlet.Name, in.Symbol)
 			if err != nil {
 				return err
 			}
@@ -158,7 +165,7 @@ func (s *Service) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if err := v.Venue.Run(ctx); err != nil {
-				errc <- fmt.Errorf("venue %s: %w", v.Outlet.Venue, err)
+				errc <- fmt.Errorf("venue %s: %w", v.Outlet.Name, err)
 				cancel()
 			}
 		}()
@@ -250,7 +257,7 @@ func (s *Service) publishStatus() {
 			InSync: uint16(inSync), LastData: st.LastData, Messages: msgs, Gaps: gaps, GapsPerMillion: uint32(perMillion),
 		})
 		if err := s.nc.Publish(o.healthSub, msg); err != nil {
-			s.log.Warn("publish status", "venue", o.Venue, "err", err)
+			s.log.Warn("publish status", "venue", o.Name, "err", err)
 		}
 	}
 }
@@ -280,14 +287,14 @@ func (s *Service) Ready() (bool, []string) {
 	for _, v := range s.venues {
 		st := v.Venue.Status()
 		if st.State != proto.StateConnected {
-			why = append(why, fmt.Sprintf("%s: %s", v.Outlet.Venue, st.State))
+			why = append(why, fmt.Sprintf("%s: %s", v.Outlet.Name, st.State))
 		}
 		for _, p := range st.Problems {
-			why = append(why, fmt.Sprintf("%s: %s", v.Outlet.Venue, p))
+			why = append(why, fmt.Sprintf("%s: %s", v.Outlet.Name, p))
 		}
 		for _, in := range v.Outlet.Instruments {
 			if in.Events.Orderbook && !in.InSync() {
-				why = append(why, fmt.Sprintf("%s.%s: book not in sync", v.Outlet.Venue, in.Symbol))
+				why = append(why, fmt.Sprintf("%s.%s: book not in sync", v.Outlet.Name, in.Symbol))
 			}
 		}
 	}

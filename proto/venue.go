@@ -19,6 +19,12 @@ const (
 	VenueBinanceUS   VenueID = 5 // Binance.US spot: the binance protocol, another exchange
 )
 
+// LocalVenueIDs starts the site-local ids: an installation's feed
+// configuration assigns them to venue instances of its own (a second
+// endpoint of a known protocol). Their meaning is local; subscribers know
+// such a venue by its subjects.
+const LocalVenueIDs VenueID = 1024
+
 // venueNames are the subject tokens of the venues, indexed by id.
 var venueNames = [...]string{
 	VenueUnknown:     "",

@@ -145,7 +145,7 @@ func New(cfg Config, out *feed.Outlet) (*Adapter, error) {
 	}
 	a := &Adapter{
 		cfg: cfg, out: out, clk: cfg.Clock,
-		log:      cfg.Logger.With("component", "feed", "venue", out.Venue.String()),
+		log:      cfg.Logger.With("component", "feed", "venue", out.Name),
 		limiter:  rate.NewLimiter(rate.Every(5*time.Minute/time.Duration(cfg.ConnAttemptsPer5Min)), 10),
 		fetchSem: make(chan struct{}, cfg.SnapshotConcurrency),
 		states:   map[string]*instState{},

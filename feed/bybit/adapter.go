@@ -125,7 +125,7 @@ func New(cfg Config, out *feed.Outlet) (*Adapter, error) {
 	}
 	a := &Adapter{cfg: cfg, out: out, clk: cfg.Clock, states: map[string]*instState{}, topics: map[string]*instState{},
 		bbo: map[string]*instState{}, rejected: map[string]string{},
-		log: cfg.Logger.With("component", "feed", "venue", out.Venue.String())}
+		log: cfg.Logger.With("component", "feed", "venue", out.Name)}
 	var topics []string
 	for _, in := range out.Instruments {
 		st := &instState{in: in, upper: strings.ToUpper(in.Symbol), seqIDs: make([]uint64, 0, 64)}

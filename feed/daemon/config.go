@@ -53,7 +53,17 @@ type EmbeddedConfig struct {
 // for its adapter family's own settings. A section for another family is
 // refused, not ignored.
 type VenueConfig struct {
-	Name        string   `yaml:"name"` // a venue the registry knows and this feed carries
+	// Name is a venue the registry knows and this feed carries, or, with
+	// Kind, the subject token of an instance of that kind.
+	Name string `yaml:"name"`
+	// Kind makes this entry an instance of a registry venue (its protocol,
+	// adapter and settings) under its own Name and WireID, e.g. a second
+	// Binance endpoint. An instance carries market data for subscribers;
+	// environments trade the registry's venues.
+	Kind string `yaml:"kind"`
+	// WireID is an instance's venue id in message headers: from
+	// proto.LocalVenueIDs (1024) up, unique in the feed.
+	WireID      uint16   `yaml:"wire_id"`
 	WSURL       string   `yaml:"ws_url"`
 	RESTURL     string   `yaml:"rest_url"`
 	Instruments []string `yaml:"instruments"`
@@ -139,14 +149,27 @@ func (c *Config) Validate() error {
 	if len(c.Venues) == 0 {
 		errs = append(errs, errors.New("venues: at least one venue is required"))
 	}
-	seen := map[string]bool{}
+	seen, wireIDs := map[string]bool{}, map[uint16]bool{}
 	for i := range c.Venues {
 		v := &c.Venues[i]
 		at := fmt.Sprintf("venues[%d] (%s)", i, v.Name)
-		d, ok := venue.ByName(v.Name)
-		if !ok || adapters[d.Adapter] == nil {
-			errs = append(errs, fmt.Errorf("%s: unknown venue %q (this feed carries: %s)", at, v.Name, strings.Join(carried(), ", ")))
+		d, err := v.registryVenue()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", at, err))
 			continue
+		}
+		if v.Kind != "" {
+			if v.WireID < uint16(proto.LocalVenueIDs) {
+				errs = append(errs, fmt.Errorf("%s: an instance needs a wire_id from %d up (site-local venue ids)", at, proto.LocalVenueIDs))
+			} else if wireIDs[v.WireID] {
+				errs = append(errs, fmt.Errorf("%s: wire_id %d is another venue's", at, v.WireID))
+			}
+			wireIDs[v.WireID] = true
+			if v.WSURL == "" || d.Adapter == "binance" && v.RESTURL == "" {
+				errs = append(errs, fmt.Errorf("%s: an instance names its endpoints (ws_url, and rest_url for the binance kind)", at))
+			}
+		} else if v.WireID != 0 {
+			errs = append(errs, fmt.Errorf("%s: wire_id is for instances (with kind); %s has its own", at, v.Name))
 		}
 		if seen[v.Name] {
 			errs = append(errs, fmt.Errorf("%s: venue listed twice", at))
@@ -214,4 +237,24 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// registryVenue is the registry entry a venue entry runs as: its own, or its
+// kind's for an instance (whose name must then be a new subject token).
+func (v *VenueConfig) registryVenue() (venue.Venue, error) {
+	name := v.Name
+	if v.Kind != "" {
+		if err := proto.CheckToken(v.Name); err != nil {
+			return venue.Venue{}, fmt.Errorf("instance name %q: %w", v.Name, err)
+		}
+		if _, taken := venue.ByName(v.Name); taken {
+			return venue.Venue{}, fmt.Errorf("instance name %q is a registry venue's; choose another", v.Name)
+		}
+		name = v.Kind
+	}
+	d, ok := venue.ByName(name)
+	if !ok || adapters[d.Adapter] == nil {
+		return venue.Venue{}, fmt.Errorf("unknown venue %q (this feed carries: %s)", name, strings.Join(carried(), ", "))
+	}
+	return d, nil
 }

@@ -35,6 +35,14 @@ func TestConfigErrors(t *testing.T) {
 		{"bybit depth 500 on spot", "venues: [{name: bybit, instruments: [a], bybit: {depth: 500}}]", "bybit.depth 500"},
 		{"binance section on bybit", "venues: [{name: bybit-perp, instruments: [a], binance: {trade_stream: trade}}]", "a binance section, but bybit-perp is not a Binance venue"},
 		{"bybit section on binance", "venues: [{name: binance, instruments: [a], bybit: {depth: 50}}]", "a bybit section, but binance is not a Bybit venue"},
+		{"instance without wire id", "venues: [{name: binance-b, kind: binance, ws_url: ws://x, rest_url: http://x, instruments: [a]}]", "needs a wire_id from 1024 up"},
+		{"instance with a registry id", "venues: [{name: binance-b, kind: binance, wire_id: 5, ws_url: ws://x, rest_url: http://x, instruments: [a]}]", "needs a wire_id from 1024 up"},
+		{"two instances, one id", "venues: [{name: b1, kind: binance, wire_id: 2000, ws_url: ws://x, rest_url: http://x, instruments: [a]}, {name: b2, kind: bybit-perp, wire_id: 2000, ws_url: ws://y, instruments: [a]}]", "wire_id 2000 is another venue's"},
+		{"instance of an unknown kind", "venues: [{name: k1, kind: kraken, wire_id: 2000, ws_url: ws://x, instruments: [a]}]", `unknown venue "kraken"`},
+		{"instance named like a registry venue", "venues: [{name: bybit, kind: binance, wire_id: 2000, ws_url: ws://x, rest_url: http://x, instruments: [a]}]", "is a registry venue's"},
+		{"instance name not a token", "venues: [{name: b.1, kind: binance, wire_id: 2000, ws_url: ws://x, rest_url: http://x, instruments: [a]}]", `instance name "b.1"`},
+		{"instance without endpoints", "venues: [{name: b1, kind: binance, wire_id: 2000, instruments: [a]}]", "names its endpoints"},
+		{"wire id on a registry venue", "venues: [{name: binance, wire_id: 2000, instruments: [a]}]", "wire_id is for instances"},
 		{"unknown binance key", "venues: [{name: binance, instruments: [a], binance: {depth: 5}}]", "field depth not found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

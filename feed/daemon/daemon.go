@@ -112,9 +112,13 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 }
 
 func buildVenue(v VenueConfig, nc *nats.Conn, m *feed.Metrics, log *slog.Logger) (feed.VenueEntry, error) {
-	id, ok := proto.VenueByName(v.Name)
-	if !ok {
-		return feed.VenueEntry{}, fmt.Errorf("venue %q has no wire id", v.Name)
+	d, err := v.registryVenue()
+	if err != nil {
+		return feed.VenueEntry{}, err
+	}
+	id := d.ID
+	if v.Kind != "" {
+		id = proto.VenueID(v.WireID)
 	}
 	var ev feed.Events
 	for _, e := range v.Events {
@@ -127,11 +131,10 @@ func buildVenue(v VenueConfig, nc *nats.Conn, m *feed.Metrics, log *slog.Logger)
 			ev.BBO = true
 		}
 	}
-	out, err := feed.NewOutlet(id, v.Instruments, ev, nc, m, nil)
+	out, err := feed.NewNamedOutlet(v.Name, id, v.Instruments, ev, nc, m, nil)
 	if err != nil {
 		return feed.VenueEntry{}, err
 	}
-	d, _ := venue.ByName(v.Name)
 	newAdapter := adapters[d.Adapter]
 	if newAdapter == nil {
 		return feed.VenueEntry{}, fmt.Errorf("venue %s: no adapter", v.Name)

@@ -30,6 +30,7 @@ venues:
   - {name: binance-perp, ws_url: "` + sm.PerpWS() + `", rest_url: "` + sm.PerpREST() + `", instruments: [btcusdt]}
   - {name: bybit-perp, ws_url: "` + sm.BybitLinearWS() + `", instruments: [btcusdt], bybit: {depth: 200}}
   - {name: binance-us, ws_url: "` + sm.SpotWS() + `", rest_url: "` + sm.SpotREST() + `", instruments: [btcusdt]}
+  - {name: binance-b, kind: binance, wire_id: 1024, ws_url: "` + sm.SpotWS() + `", rest_url: "` + sm.SpotREST() + `", instruments: [btcusdt]}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +72,11 @@ venues:
 	}
 	// binance-us: a second instance of the binance kind, on its own subjects.
 	usTrades, err := nc.SubscribeSync("market.data.binance-us.btcusdt.trades")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// binance-b: an instance defined only here, with a site-local wire id.
+	bTrades, err := nc.SubscribeSync("market.data.binance-b.btcusdt.trades")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +128,13 @@ venues:
 	if tr, err := proto.DecodeTrade(msg.Data); err != nil || tr.Venue() != proto.VenueBinanceUS {
 		t.Fatalf("binance-us trade: %v %v", tr, err)
 	}
+	msg, err = bTrades.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr, err := proto.DecodeTrade(msg.Data); err != nil || tr.Venue() != 1024 {
+		t.Fatalf("binance-b trade: %v %v", tr, err)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -144,7 +157,7 @@ venues:
 			}
 		}
 	}
-	if resets != 4 {
+	if resets != 5 {
 		t.Fatalf("%d shutdown Resets, want one per venue", resets)
 	}
 }
