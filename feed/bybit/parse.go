@@ -578,6 +578,9 @@ func (p *Parser) interpret(f *fields) (*Event, error) {
 		}
 		ev.Kind = KindTrades
 		ev.Symbol = ev.Topic[len("publicTrade."):]
+		if len(ev.Symbol) == 0 {
+			return nil, ErrField // "publicTrade." names no instrument
+		}
 		for i := range p.trades {
 			if s := p.trades[i].symbol(p.frame); s != nil && !bytes.Equal(s, ev.Symbol) {
 				return nil, ErrField // a trade of another symbol under this topic
@@ -590,6 +593,9 @@ func (p *Parser) interpret(f *fields) (*Event, error) {
 		}
 		ev.Kind = KindBook
 		ev.Symbol = p.frame[f.symbol.Start:f.symbol.End]
+		if len(ev.Symbol) == 0 {
+			return nil, ErrField
+		}
 		if i := bytes.LastIndexByte(ev.Topic, '.'); !bytes.Equal(ev.Topic[i+1:], ev.Symbol) {
 			return nil, ErrField // the payload's symbol must be the topic's
 		}
