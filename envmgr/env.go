@@ -129,6 +129,19 @@ type Environment struct {
 	// PendingTTL is a developer's request for a lifetime beyond MaxTTLHours
 	// (total hours), waiting for an admin to approve or refuse it.
 	PendingTTL *TTLRequest `json:"pending_ttl,omitempty"`
+	// DeadlineSetAt is when ExpiresAt last moved (create, extend,
+	// approve): a warning whose time came before it is not due.
+	DeadlineSetAt time.Time `json:"deadline_set_at,omitzero"`
+	// Warnings are the expiry warnings claimed or sent for ExpiresAt
+	// (see Lifecycle).
+	Warnings []Warning `json:"warnings,omitempty"`
+	// DestroyReason says why the environment is being (or was) destroyed:
+	// its TTL, or who asked.
+	DestroyReason string `json:"destroy_reason,omitempty"`
+	// DestroyAttempts counts failed destroys since the last success;
+	// RetryAt is when the next one runs (capped exponential backoff).
+	DestroyAttempts int       `json:"destroy_attempts,omitempty"`
+	RetryAt         time.Time `json:"retry_at,omitzero"`
 }
 
 // Health is a node's own account of whether it works: every declared book
@@ -229,4 +242,6 @@ type AuditRecord struct {
 	To        State     `json:"to,omitempty"`
 	CommitSHA string    `json:"commit_sha,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
+	// Via is the channel a request came through: cli, api, slack, github.
+	Via string `json:"via,omitempty"`
 }

@@ -63,6 +63,9 @@ type Actor struct {
 	Name        string
 	Admin       bool
 	Integration bool
+	// Via is the channel the request came through (cli, api, slack,
+	// github), recorded in the audit log and in notifications.
+	Via string
 }
 
 // mayClaimPR reports whether the actor may create an environment named for a
@@ -86,6 +89,26 @@ type Manager struct {
 	now     func() time.Time
 	log     *slog.Logger
 	catalog Catalog
+	notify  Notifier
+}
+
+// SetNotifier makes the manager announce creations and extensions. Call
+// before serving requests.
+func (m *Manager) SetNotifier(n Notifier) { m.notify = n }
+
+func (m *Manager) emit(ev Event) {
+	if m.notify != nil {
+		ev.At = m.now().UTC()
+		m.notify.Notify(ev, nil)
+	}
+}
+
+// via names a channel for the audit log's details.
+func via(who Actor) string {
+	if who.Via == "" {
+		return ""
+	}
+	return " via " + who.Via
 }
 
 // Catalog says what the feed carries, so that Create can refuse an
@@ -149,12 +172,14 @@ func (m *Manager) Create(ctx context.Context, who Actor, req CreateRequest) (Env
 	e := Environment{
 		Name: s.Name, Owner: who.Name, SpecYAML: string(req.SpecYAML), PRNumber: req.PRNumber, Branch: req.Branch,
 		CommitSHA: req.CommitSHA, State: StateRequested, Desired: WantRunning, TTLHours: ttl, PendingTTL: pending,
-		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Duration(ttl) * time.Hour),
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Duration(ttl) * time.Hour), DeadlineSetAt: now,
 	}
 	if err := m.claim(ctx, who, e); err != nil {
 		return Environment{}, err
 	}
-	m.audit(ctx, AuditRecord{Env: e.Name, Actor: who.Name, Action: "create", To: StateRequested, CommitSHA: req.CommitSHA,
+	m.emit(Event{Kind: EventCreated, Env: e.Name, Owner: e.Owner, State: e.State, Deadline: e.ExpiresAt, Actor: who.Name, Via: who.Via,
+		Why: fmt.Sprintf("ttl %dh", ttl)})
+	m.audit(ctx, AuditRecord{Env: e.Name, Actor: who.Name, Via: who.Via, Action: "create", To: StateRequested, CommitSHA: req.CommitSHA,
 		Detail: detail + ", expires " + e.ExpiresAt.Format(time.RFC3339)})
 	return e, nil
 }
@@ -309,6 +334,7 @@ func (m *Manager) Destroy(ctx context.Context, who Actor, name string) (Environm
 			return fmt.Errorf("%w: %s is already destroyed", ErrIllegalTransition, name)
 		}
 		e.Desired = WantDestroyed
+		e.DestroyReason = "requested by " + who.Name + via(who)
 		return nil
 	})
 }
@@ -326,6 +352,7 @@ func (m *Manager) Extend(ctx context.Context, who Actor, name string, hours int)
 		return Environment{}, fmt.Errorf("%w: extend by %d hours: must be 1 to %d", ErrInvalid, hours, spec.MaxApprovedTTLHours)
 	}
 	var detail string
+	moved := false
 	e, err := m.change(ctx, who, name, "extend", func(e *Environment) error {
 		if e.Desired == WantDestroyed || e.State == StateDestroyed {
 			return fmt.Errorf("%w: %s is being destroyed", ErrIllegalTransition, name)
@@ -341,11 +368,16 @@ func (m *Manager) Extend(ctx context.Context, who Actor, name string, hours int)
 		}
 		e.TTLHours = total
 		e.ExpiresAt = e.CreatedAt.Add(time.Duration(total) * time.Hour)
-		detail = fmt.Sprintf("+%dh by %s: %dh in total, new deadline %s", hours, who.Name, total, e.ExpiresAt.Format(time.RFC3339))
+		e.DeadlineSetAt = m.now().UTC()
+		moved = true
+		detail = fmt.Sprintf("+%dh by %s%s: %dh in total, new deadline %s", hours, who.Name, via(who), total, e.ExpiresAt.Format(time.RFC3339))
 		return nil
 	})
 	if err == nil {
-		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: "extend", From: e.State, Detail: detail})
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Via: who.Via, Action: "extend", From: e.State, Detail: detail})
+		if moved {
+			m.emit(Event{Kind: EventExtended, Env: name, Owner: e.Owner, State: e.State, Deadline: e.ExpiresAt, Actor: who.Name, Via: who.Via, Why: detail})
+		}
 	}
 	return e, err
 }
@@ -366,7 +398,7 @@ func (m *Manager) decide(ctx context.Context, who Actor, name string, approve bo
 		if err := checkName(name); err != nil {
 			return Environment{}, err
 		}
-		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: "refused", Detail: action + ": only an admin may decide on a longer lifetime"})
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Via: who.Via, Action: "refused", Detail: action + ": only an admin may decide on a longer lifetime"})
 		return Environment{}, fmt.Errorf("%w: only an admin may %s a longer lifetime", ErrForbidden, action)
 	}
 	var detail string
@@ -385,11 +417,15 @@ func (m *Manager) decide(ctx context.Context, who Actor, name string, approve bo
 		}
 		e.TTLHours = p.Hours
 		e.ExpiresAt = e.CreatedAt.Add(time.Duration(p.Hours) * time.Hour)
+		e.DeadlineSetAt = m.now().UTC()
 		detail = fmt.Sprintf("approved %s's request: %dh in total, new deadline %s", p.By, p.Hours, e.ExpiresAt.Format(time.RFC3339))
 		return nil
 	})
 	if err == nil {
-		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: action, From: e.State, Detail: detail})
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Via: who.Via, Action: action, From: e.State, Detail: detail})
+		if approve {
+			m.emit(Event{Kind: EventExtended, Env: name, Owner: e.Owner, State: e.State, Deadline: e.ExpiresAt, Actor: who.Name, Via: who.Via, Why: detail})
+		}
 	}
 	return e, err
 }
@@ -408,12 +444,12 @@ func (m *Manager) change(ctx context.Context, who Actor, name, action string, ap
 	if !who.Admin && e.Owner != who.Name {
 		// Audited in the owner's log (the caller is authenticated and the
 		// name valid), answered as not found.
-		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: "refused", Detail: action + ": not the owner"})
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Via: who.Via, Action: "refused", Detail: action + ": not the owner"})
 		return Environment{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	if err := apply(&e); err != nil {
 		if errors.Is(err, ErrForbidden) {
-			m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: "refused", Detail: action + ": " + err.Error()})
+			m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Via: who.Via, Action: "refused", Detail: action + ": " + err.Error()})
 		}
 		return Environment{}, err
 	}
@@ -424,7 +460,7 @@ func (m *Manager) change(ctx context.Context, who Actor, name, action string, ap
 	switch action {
 	case "extend", "approve", "refuse": // their callers audit with the detail
 	default:
-		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Action: action, From: e.State, Detail: "desired " + string(e.Desired)})
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Via: who.Via, Action: action, From: e.State, Detail: "desired " + string(e.Desired)})
 	}
 	return e, nil
 }

@@ -45,6 +45,19 @@ type Reconciler struct {
 	// OnOperation, when set before Run, is told how long each provisioner
 	// operation took (op: provision, start, stop, destroy), for metrics.
 	OnOperation func(op string, took time.Duration, err error)
+	// Lifecycle holds the warning offsets and the destroy retry backoff
+	// (set before Run; the zero value has the defaults).
+	Lifecycle Lifecycle
+	// Notify, when set before Run, is told every event (ready, degraded,
+	// warning, stopped, started, destroyed, failed) this replica's writes
+	// made true. Without it, warnings are still claimed and audited.
+	Notify Notifier
+	// Replica names this reconciler in warning claims (default: a random
+	// name); replicas sharing a store must have different names.
+	Replica string
+	// OnWarning, when set before Run, counts warnings: result is claimed,
+	// sent or failed.
+	OnWarning func(result string)
 
 	mu      sync.Mutex
 	pending map[string]bool // queued or being worked on
@@ -61,7 +74,7 @@ func NewReconciler(store Store, prov Provisioner, now func() time.Time, log *slo
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Reconciler{store: store, prov: prov, now: now, log: log.With("component", "reconciler"), Workers: 4, Drain: 30 * time.Second,
-		pending: map[string]bool{}, dirty: map[string]bool{}, queue: make(chan string, 4096)}
+		pending: map[string]bool{}, dirty: map[string]bool{}, queue: make(chan string, 4096), Replica: randomName()}
 }
 
 // Run reconciles until ctx ends. Every value from tick triggers an expiry
@@ -198,18 +211,35 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 	if e.State == StateDestroyed {
 		return false, nil
 	}
-	if e.Desired != WantDestroyed && !e.ExpiresAt.IsZero() && !now.Before(e.ExpiresAt) {
+	switch due := r.Lifecycle.Check(&e, now); {
+	case due.Expire:
 		e.Desired = WantDestroyed
+		e.DestroyReason = fmt.Sprintf("its TTL of %dh ended at %s", e.TTLHours, e.ExpiresAt.Format(time.RFC3339))
 		return r.write(ctx, e, rev, AuditRecord{Action: "expire", From: e.State, Detail: "ttl reached at " + e.ExpiresAt.Format(time.RFC3339)})
+	case due.Warn != nil:
+		return r.warn(ctx, e, rev, due)
+	case due.Wait:
+		return false, nil // a failed destroy waits for its backoff; a tick brings it back
+	case due.RetryDestroy:
+		from := e.State
+		if err := e.Move(StateDestroying, now); err != nil {
+			return false, err
+		}
+		return r.write(ctx, e, rev, AuditRecord{Action: "transition", From: from, To: StateDestroying,
+			Detail: fmt.Sprintf("destroy attempt %d", e.DestroyAttempts+1)})
 	}
 	switch {
 	case e.Desired == WantDestroyed && e.State != StateDestroying:
 		return r.move(ctx, e, rev, StateDestroying)
 	case e.State == StateDestroying:
 		if err := r.timed("destroy", func() error { return r.prov.Destroy(ctx, name) }); err != nil {
-			return r.fail(ctx, e, rev, fmt.Errorf("destroy: %w", err))
+			// Never forgotten: failed (with the step and error), retried
+			// with capped backoff until it works, announced each time.
+			e.DestroyAttempts++
+			e.RetryAt = now.Add(r.Lifecycle.RetryAfter(e.DestroyAttempts))
+			return r.fail(ctx, e, rev, fmt.Errorf("destroy (attempt %d; next at %s): %w", e.DestroyAttempts, e.RetryAt.Format(time.RFC3339), err))
 		}
-		e.Endpoint = ""
+		e.Endpoint, e.DestroyAttempts, e.RetryAt = "", 0, time.Time{}
 		return r.move(ctx, e, rev, StateDestroyed)
 	case e.State == StateRequested:
 		return r.move(ctx, e, rev, StateProvisioning)
@@ -437,6 +467,7 @@ func (r *Reconciler) write(ctx context.Context, e Environment, rev uint64, a Aud
 	if err := r.store.AppendAudit(ctx, a); err != nil {
 		r.log.Error("audit write failed", "env", e.Name, "err", err)
 	}
+	r.announce(e, a)
 	r.log.Info("environment", "env", e.Name, "action", a.Action, "from", a.From, "to", a.To)
 	return !e.State.Terminal(), nil
 }
