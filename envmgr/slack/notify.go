@@ -408,3 +408,9 @@ func human(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dh%dm", h, m)
 }
+
+// MetricsFailed is the failure counter for reason (for tests and the
+// console).
+func (n *Notifier) MetricsFailed(reason string) prometheus.Counter {
+	return n.metrics.failed.WithLabelValues(reason)
+}
