@@ -68,9 +68,11 @@ func (k keys) role(r *http.Request) int {
 
 // Status is GET /v1/status.
 type Status struct {
-	Env       string                `json:"env"`
-	Halted    bool                  `json:"halted"`
-	HaltWhy   string                `json:"halt_reason,omitempty"`
+	Env     string `json:"env"`
+	Halted  bool   `json:"halted"`
+	HaltWhy string `json:"halt_reason,omitempty"`
+	// Expired: the environment's deadline passed; orders are refused.
+	Expired   string                `json:"expired,omitempty"`
 	Venues    map[string]VenueState `json:"venues"`
 	Books     []BookState           `json:"books"`
 	Strategy  *StrategyStatus       `json:"strategy,omitempty"`
@@ -136,7 +138,7 @@ func (t *Trader) Snapshot() (Status, []PositionView, PnL, RiskView) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	h, why := t.risk.Halted()
-	st := Status{Env: t.env, Halted: h, HaltWhy: why, Venues: map[string]VenueState{}, OpenOrder: len(t.venue.Resting()), Fills: len(t.fills)}
+	st := Status{Env: t.env, Halted: h, HaltWhy: why, Expired: t.expired, Venues: map[string]VenueState{}, OpenOrder: len(t.venue.Resting()), Fills: len(t.fills)}
 	for name, v := range t.venues {
 		st.Venues[name] = VenueState{Healthy: v.healthy, State: v.state.String(), LastStatus: v.lastStatus}
 	}
@@ -195,6 +197,9 @@ const StrategyStableAfter = 2 * time.Second
 func readiness(t *Trader, sup *Supervisor) client.Health {
 	st, _, _, _ := t.Snapshot()
 	h := client.Health{Books: len(st.Books), Halted: st.Halted, HaltReason: st.HaltWhy}
+	if st.Expired != "" {
+		h.Reasons = append(h.Reasons, st.Expired)
+	}
 	for _, b := range st.Books {
 		if b.Live {
 			h.BooksLive++

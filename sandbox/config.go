@@ -44,6 +44,16 @@ type Config struct {
 	// StatusEverySeconds is the NodeStatus heartbeat's period; default 5.
 	StatusEverySeconds int             `json:"status_every_seconds,omitempty"`
 	Strategy           *StrategyConfig `json:"strategy,omitempty"`
+	// Deadline is the environment's expiry, the node's dead man's switch:
+	// at it the node refuses orders, and DeadlineGraceSeconds (default 900)
+	// later, with no extension heard of, it exits (ErrDeadlinePassed), which
+	// on AWS powers the instance off and terminates it. An extension moves
+	// it through DeadlineFile (RFC 3339, rewritten by the local provisioner)
+	// or the re-issued NATS credentials, whose expiry is the deadline; the
+	// latest of the three wins. Zero: no deadline.
+	Deadline             time.Time `json:"deadline,omitzero"`
+	DeadlineFile         string    `json:"deadline_file,omitempty"`
+	DeadlineGraceSeconds int       `json:"deadline_grace_seconds,omitempty"`
 }
 
 // Instrument is one declared instrument.
@@ -125,7 +135,8 @@ func (c *Config) check() error {
 		v     int
 		max   int
 	}{{"feed_stale_seconds", c.FeedStaleSeconds, 3600}, {"status_every_seconds", c.StatusEverySeconds, 3600},
-		{"risk.max_mark_age_seconds", c.Risk.MaxMarkAgeSeconds, 3600}} {
+		{"risk.max_mark_age_seconds", c.Risk.MaxMarkAgeSeconds, 3600},
+		{"deadline_grace_seconds", c.DeadlineGraceSeconds, 7 * 24 * 3600}} {
 		if d.v < 0 || d.v > d.max {
 			return bad("%s: %d is out of range (0 to %d)", d.field, d.v, d.max)
 		}
@@ -227,6 +238,13 @@ func (c *Config) statusEvery() time.Duration {
 		return 5 * time.Second
 	}
 	return time.Duration(c.StatusEverySeconds) * time.Second
+}
+
+func (c *Config) deadlineGrace() time.Duration {
+	if c.DeadlineGraceSeconds <= 0 {
+		return 15 * time.Minute
+	}
+	return time.Duration(c.DeadlineGraceSeconds) * time.Second
 }
 
 func (c *Config) feedStale() time.Duration {

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"time"
+
 	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/risk"
 )
@@ -17,6 +19,11 @@ type Placement struct {
 	Fees                            map[string]FeeConfig // nil: DefaultFees
 	USDRates                        map[string]string
 	FeedStaleSeconds                int
+	// Deadline, DeadlineFile and DeadlineGrace arm the node's dead man's
+	// switch (see Config.Deadline).
+	Deadline      time.Time
+	DeadlineFile  string
+	DeadlineGrace time.Duration
 }
 
 // FromSpec is the one translation of a validated .dev-env.yaml into a node's
@@ -28,6 +35,7 @@ func FromSpec(name string, s *spec.Spec, p Placement) Config {
 	c := Config{Name: name, NATSURL: p.NATSURL, NATSCreds: p.NATSCreds, InboxPrefix: p.InboxPrefix,
 		AdminListen: p.AdminListen, EndpointFile: p.EndpointFile, APIKeyFile: p.APIKeyFile, AdminKeyFile: p.AdminKeyFile,
 		Strategy: p.Strategy, Fees: p.Fees, USDRates: p.USDRates, FeedStaleSeconds: p.FeedStaleSeconds,
+		Deadline: p.Deadline.UTC(), DeadlineFile: p.DeadlineFile, DeadlineGraceSeconds: int(p.DeadlineGrace / time.Second),
 		Risk: RiskConfig{MaxPositionUSD: s.Risk.MaxPositionUSD.String(), MaxDrawdownPct: s.Risk.MaxDrawdownPct.String(),
 			MaxOrderRate: s.Risk.MaxOrderRate.String(), StartingEquityUSD: s.Risk.StartingEquityUSD.String()}}
 	if s.Risk.StartingEquityUSD.Mant == 0 {

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/paddockhq/paddock/internal/clock"
+
 	"github.com/paddockhq/paddock/internal/buildinfo"
 
 	"github.com/nats-io/nats.go"
@@ -47,7 +49,12 @@ type Node struct {
 	srv      *http.Server
 	endpoint string
 	creds    *credsReloader // set by Run when the node has a creds file
+	clk      clock.Clock
 }
+
+// SetClock sets the clock the dead man's switch runs on (before Run; the
+// default is the real one).
+func (n *Node) SetClock(c clock.Clock) { n.clk = c }
 
 // credsCheckEvery is how often the node looks for re-issued credentials.
 const credsCheckEvery = 2 * time.Second
@@ -67,7 +74,7 @@ func Start(c *Config, log *slog.Logger) (_ *Node, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: c, log: log.With("component", "node", "env", c.Name)}
+	n := &Node{cfg: c, log: log.With("component", "node", "env", c.Name), clk: clock.Real}
 	k, err := loadKeys(c.APIKeyFile, c.AdminKeyFile)
 	if err != nil {
 		return nil, err
@@ -171,6 +178,17 @@ func (n *Node) Run(ctx context.Context) error {
 		n.creds = newCredsReloader(n.cfg.NATSCreds, n.nc)
 		wg.Go(func() { every(runCtx, credsCheckEvery, func() { n.creds.check() }) })
 	}
+	deadErr := make(chan error, 1)
+	if !n.cfg.Deadline.IsZero() || n.cfg.DeadlineFile != "" || n.creds != nil {
+		d := &deadman{cfg: n.cfg, clk: n.clk, trader: n.trader, creds: n.creds}
+		wg.Go(func() {
+			if err := d.run(runCtx); err != nil {
+				n.log.Warn("deadline passed and the grace period ended with no extension; shutting down", "grace", n.cfg.deadlineGrace())
+				deadErr <- err
+				stop()
+			}
+		})
+	}
 	var err error
 	if n.cfg.EndpointFile != "" {
 		if err = writeAtomic(n.cfg.EndpointFile, n.endpoint); err != nil {
@@ -199,6 +217,11 @@ func (n *Node) Run(ctx context.Context) error {
 	select { // every goroutine has ended: a market-data failure is in the channel
 	case merr := <-marketErr:
 		err = errors.Join(err, merr)
+	default:
+	}
+	select {
+	case derr := <-deadErr:
+		err = errors.Join(err, derr)
 	default:
 	}
 	return err

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/feed/daemon"
 	"github.com/paddockhq/paddock/feed/sim"
+	"github.com/paddockhq/paddock/internal/clock"
 	"github.com/paddockhq/paddock/internal/embednats"
 	"github.com/paddockhq/paddock/internal/natstest"
 	"github.com/paddockhq/paddock/proto"
@@ -39,11 +40,12 @@ type rig struct {
 	mu       sync.Mutex
 	events   []client.RiskEvent
 	orders   []client.Order
+	done     chan error // Run's result
 }
 
 const envName = "t1"
 
-func newRig(t *testing.T, mutate func(*Config)) *rig {
+func newRig(t *testing.T, mutate func(*Config), clk ...clock.Clock) *rig {
 	t.Helper()
 	r := &rig{t: t, apiKey: "env-key-0123456789abcdef", adminKey: "admin-key-0123456789abcdef"}
 	var err error
@@ -95,8 +97,12 @@ func newRig(t *testing.T, mutate func(*Config)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(clk) > 0 {
+		r.node.SetClock(clk[0])
+	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	r.done = done
 	go func() { done <- r.node.Run(ctx) }()
 	var stopOnce sync.Once
 	r.stopNode = func() {

@@ -19,6 +19,8 @@ const (
 	CodeInvalid     = "invalid"
 	CodeBookNotLive = "book_not_live"
 	CodeNotFound    = "not_found"
+	// CodeExpired: the environment's deadline passed (the dead man's switch).
+	CodeExpired = "expired"
 )
 
 // Place validates an order, passes it through the risk gate and sends it to
@@ -39,6 +41,9 @@ func (t *Trader) Place(req client.OrderRequest) client.Reply {
 		v := t.view(o)
 		t.publish("orders", v)
 		return client.Reply{Order: &v, Code: code, Error: reason}
+	}
+	if t.expired != "" {
+		return reject(CodeExpired, t.expired)
 	}
 	o.typ, o.tif = strings.ToLower(req.Type), strings.ToLower(req.TimeInForce)
 	id, ok := t.byName[client.Instrument{Venue: req.Venue, Symbol: strings.ToLower(req.Symbol)}]

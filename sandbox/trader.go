@@ -48,10 +48,47 @@ type Trader struct {
 	fills  []client.Fill // the most recent, oldest first
 	venues map[string]*venueHealth
 
+	// expired is why orders are refused because the environment's deadline
+	// passed (the dead man's switch); "" while it has not.
+	expired string
+
 	// OnHalt and OnResume are called (without the lock held, on their own
 	// goroutine) when the environment halts or resumes: the node stops and
 	// restarts its strategy.
 	OnHalt, OnResume func()
+}
+
+// Expire refuses every order from now on (CodeExpired, with why), cancels
+// the resting ones and stops the strategy: the environment's deadline
+// passed. Idempotent.
+func (t *Trader) Expire(why string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.expired != "" {
+		return
+	}
+	t.expired = why
+	t.cancelAll("deadline passed")
+	t.log.Warn("deadline passed: orders are refused", "why", why)
+	t.publish("risk", client.RiskEvent{Type: "expired", Code: CodeExpired, Reason: why, Time: t.now()})
+	if t.OnHalt != nil {
+		go t.OnHalt()
+	}
+}
+
+// Unexpire lifts Expire (an extension arrived). Idempotent.
+func (t *Trader) Unexpire() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.expired == "" {
+		return
+	}
+	t.expired = ""
+	t.log.Info("deadline extended: orders are accepted again")
+	t.publish("risk", client.RiskEvent{Type: "extended", Reason: "the environment's deadline was extended", Time: t.now()})
+	if h, _ := t.risk.Halted(); !h && t.OnResume != nil {
+		go t.OnResume()
+	}
 }
 
 type order struct {

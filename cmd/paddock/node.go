@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 
@@ -31,5 +32,13 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return sandbox.Run(ctx, c, log)
+	if err := sandbox.Run(ctx, c, log); err != nil {
+		if errors.Is(err, sandbox.ErrDeadlinePassed) {
+			// A distinct status: the unit does not restart it, and on AWS
+			// powers the instance off (it then terminates).
+			return exitError{sandbox.ExitDeadline, err}
+		}
+		return err
+	}
+	return nil
 }

@@ -72,6 +72,9 @@ type Config struct {
 	// minutes (boot, install, books joined), negative does not wait. The
 	// wait holds no reconcile worker (envmgr.ErrWaiting).
 	NodeReadyTimeout time.Duration
+	// DeadlineGrace is how long a node outlives its environment's deadline
+	// with no extension before it powers its instance off (default 15m).
+	DeadlineGrace time.Duration
 	// Wake asks the reconciler for a pass over an environment: a node it
 	// waits for has reported, or the wait expired. Nil: the reconciler's
 	// tick revisits waiting environments.
@@ -177,7 +180,11 @@ func moduleVars(c Config, e envmgr.Environment, s *spec.Spec, art *strategyArtif
 	}
 	nc := sandbox.FromSpec(e.Name, s, sandbox.Placement{NATSURL: c.NodeNATSURL, NATSCreds: "/etc/paddock/node.creds", AdminListen: ":8080",
 		InboxPrefix: natsauth.InboxPrefix(e.Name), APIKeyFile: "/etc/paddock/api-key", AdminKeyFile: "/etc/paddock/admin-key",
-		USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds, Strategy: st})
+		USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds, Strategy: st,
+		// No deadline in the user data (it would replace the instance on an
+		// extension): the node reads it from its NATS credentials' expiry,
+		// which Refresh re-issues.
+		DeadlineGrace: c.DeadlineGrace})
 	raw, err := json.Marshal(nc)
 	if err != nil {
 		return nil, err

@@ -169,7 +169,10 @@ func TestAWSProvisionerEndToEnd(t *testing.T) {
 	if inst.StrategySHA256 != hex.EncodeToString(strategySHA[:]) || inst.ArtifactBucket != bucket {
 		t.Fatalf("the module got strategy %q in %q, want the declared binary's digest %x in %s", inst.StrategySHA256, inst.ArtifactBucket, strategySHA, bucket)
 	}
-	for _, want := range []string{"s3://${artifact_bucket}/strategies/$1", "sha256sum -c", "refusing to start the node", "'" + inst.StrategySHA256 + "'"} {
+	for _, want := range []string{"s3://${artifact_bucket}/strategies/$1", "sha256sum -c", "refusing to start the node", "'" + inst.StrategySHA256 + "'",
+		// The dead man's switch: exit status 3 is not restarted and powers
+		// the machine off ($$ is systemd's escape for a literal $).
+		"RestartPreventExitStatus=3", `if [ "$$EXIT_STATUS" = 3 ]; then exec /usr/bin/systemctl poweroff; fi`} {
 		if !strings.Contains(inst.UserData, strings.ReplaceAll(want, "${artifact_bucket}", bucket)) {
 			t.Errorf("the user data lacks %q", want)
 		}

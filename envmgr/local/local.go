@@ -67,6 +67,9 @@ type Config struct {
 	Fees             map[string]sandbox.FeeConfig
 	USDRates         map[string]string
 	FeedStaleSeconds int
+	// DeadlineGrace is how long a node outlives its environment's deadline
+	// when no extension arrives (the dead man's switch; default 15m).
+	DeadlineGrace time.Duration
 }
 
 // Issuer mints and revokes the NATS users of environments
@@ -152,6 +155,19 @@ func (p *Provisioner) endpointPath(name string) string {
 	return filepath.Join(p.dir(name), "endpoint")
 }
 func (p *Provisioner) credsPath(name string) string { return filepath.Join(p.dir(name), "node.creds") }
+
+// deadlinePath holds the environment's deadline (RFC 3339), which the node
+// re-reads: an extension reaches a node that runs without NATS credentials
+// too.
+func (p *Provisioner) deadlinePath(name string) string { return filepath.Join(p.dir(name), "deadline") }
+
+func (p *Provisioner) writeDeadline(e envmgr.Environment) error {
+	path := p.deadlinePath(e.Name)
+	if err := os.WriteFile(path+".tmp", []byte(e.ExpiresAt.UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write deadline: %w", err)
+	}
+	return os.Rename(path+".tmp", path)
+}
 
 // APIKeyPath is the file holding the environment's API key for its node's
 // admin API; AdminKeyPath the admin key (needed to resume a halt).
@@ -239,12 +255,15 @@ func (p *Provisioner) CredsRef(name string) string {
 
 // Refresh re-mints a node's credentials after its environment was extended.
 func (p *Provisioner) Refresh(_ context.Context, e envmgr.Environment, s *spec.Spec) error {
-	if p.cfg.Issuer == nil {
-		return nil
-	}
 	defer p.lock(e.Name)()
 	if _, err := os.Stat(p.configPath(e.Name)); err != nil {
 		return nil // not provisioned here
+	}
+	if err := p.writeDeadline(e); err != nil {
+		return err
+	}
+	if p.cfg.Issuer == nil {
+		return nil
 	}
 	_, err := p.mint(e, s)
 	return err
@@ -262,7 +281,11 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 	}
 	c := sandbox.FromSpec(e.Name, s, sandbox.Placement{NATSURL: p.cfg.NATSURL, AdminListen: "127.0.0.1:0", EndpointFile: p.endpointPath(e.Name),
 		APIKeyFile: p.apiKeyPath(e.Name), AdminKeyFile: p.adminKeyPath(e.Name),
-		Fees: p.cfg.Fees, USDRates: p.cfg.USDRates, FeedStaleSeconds: p.cfg.FeedStaleSeconds})
+		Fees: p.cfg.Fees, USDRates: p.cfg.USDRates, FeedStaleSeconds: p.cfg.FeedStaleSeconds,
+		Deadline: e.ExpiresAt, DeadlineFile: p.deadlinePath(e.Name), DeadlineGrace: p.cfg.DeadlineGrace})
+	if err := p.writeDeadline(e); err != nil {
+		return "", fmt.Errorf("provision %s: %w", e.Name, err)
+	}
 	for _, f := range []string{c.APIKeyFile, c.AdminKeyFile} {
 		if err := ensureKey(f); err != nil {
 			return "", fmt.Errorf("provision %s: %w", e.Name, err)

@@ -78,7 +78,7 @@ func TestModuleAgainstMoto(t *testing.T) {
 	}
 	raw, _ := json.Marshal(plan)
 	planJSON := string(raw)
-	for _, want := range []string{`"http_tokens":"required"`, `"encrypted":true`, `"volume_type":"gp3"`, `"AutoDestroy":"true"`,
+	for _, want := range []string{`"http_tokens":"required"`, `"encrypted":true`, `"instance_initiated_shutdown_behavior":"terminate"`, `"volume_type":"gp3"`, `"AutoDestroy":"true"`,
 		`"EnvName":"example-mean-reversion"`, `"CreatedAt":"2026-11-23T00:00:00Z"`, `"CostCenter":"strategy-research"`, `"from_port":8080`} {
 		if !strings.Contains(planJSON, want) {
 			t.Errorf("plan lacks %s", want)

@@ -35,6 +35,11 @@ resource "aws_instance" "node" {
   user_data_base64            = base64encode(local.user_data)
   user_data_replace_on_change = true
 
+  # The dead man's switch: a node whose deadline passed with no extension
+  # powers its machine off, and that ends the instance (and the bill) even
+  # when no manager is there to destroy it.
+  instance_initiated_shutdown_behavior = "terminate"
+
   metadata_options {
     http_tokens                 = "required" # IMDSv2 only
     http_endpoint               = "enabled"
