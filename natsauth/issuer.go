@@ -44,3 +44,7 @@ func (i *Issuer) Issue(env string, s *spec.Spec, expires time.Time) (creds []byt
 func (i *Issuer) Revoke(ctx context.Context, userPub string) error {
 	return i.auth.Revoke(ctx, i.sys, userPub)
 }
+
+// Revoked reports whether a user's credentials were revoked (the orphan
+// sweeper's question about users of destroyed environments).
+func (i *Issuer) Revoked(userPub string) (bool, error) { return i.auth.Revoked(userPub) }

@@ -327,3 +327,16 @@ func (a *Authority) WriteServiceCreds() error {
 
 // Dir is the authority's directory.
 func (a *Authority) Dir() string { return a.dir }
+
+// Revoked reports whether userPub's credentials issued until now are
+// revoked in the account.
+func (a *Authority) Revoked(userPub string) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ac, err := a.accountClaims()
+	if err != nil {
+		return false, err
+	}
+	_, ok := ac.Revocations[userPub]
+	return ok, nil
+}

@@ -93,6 +93,8 @@ var defaultTarget = artifact.Target{GOOS: "linux", GOARCH: "amd64"}
 type Issuer interface {
 	Issue(env string, s *spec.Spec, expires time.Time) (creds []byte, userPub, inbox string, err error)
 	Revoke(ctx context.Context, userPub string) error
+	// Revoked reports whether a user was revoked (the orphan sweeper asks).
+	Revoked(userPub string) (bool, error)
 }
 
 // ErrNodeNotReady is returned when a provisioned node does not report ready

@@ -17,6 +17,7 @@ import (
 // API is the part of the EC2 client used here; *ec2.Client has it.
 type API interface {
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	TerminateInstances(ctx context.Context, in *ec2.TerminateInstancesInput, opts ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
 }
 
 // Instance is a sandbox node as EC2 reports it.

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -69,6 +70,62 @@ type API interface {
 	DeleteSecret(ctx context.Context, in *secretsmanager.DeleteSecretInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.DeleteSecretOutput, error)
 	DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
 	RestoreSecret(ctx context.Context, in *secretsmanager.RestoreSecretInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.RestoreSecretOutput, error)
+	ListSecrets(ctx context.Context, in *secretsmanager.ListSecretsInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.ListSecretsOutput, error)
+}
+
+// Secret is one environment secret as listed.
+type Secret struct {
+	Name    string
+	Env     string // "" when the name is not /dev-envs/<env>/<part>
+	Created time.Time
+}
+
+// List lists the secrets under /dev-envs/ (not those scheduled for
+// deletion).
+func (s *Store) List(ctx context.Context) ([]Secret, error) {
+	var out []Secret
+	p := secretsmanager.NewListSecretsPaginator(s.api, &secretsmanager.ListSecretsInput{
+		Filters: []smtypes.Filter{{Key: smtypes.FilterNameStringTypeName, Values: []string{"/dev-envs/"}}}})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list secrets: %w", err)
+		}
+		for _, e := range page.SecretList {
+			name := aws.ToString(e.Name)
+			rest, ok := strings.CutPrefix(name, "/dev-envs/")
+			if !ok || e.DeletedDate != nil {
+				continue // the name filter matches a prefix anywhere in some emulators
+			}
+			sec := Secret{Name: name, Created: aws.ToTime(e.CreatedDate)}
+			if env, part, ok := strings.Cut(rest, "/"); ok && part != "" && Guard(env, name) == nil {
+				sec.Env = env
+			}
+			out = append(out, sec)
+		}
+	}
+	return out, nil
+}
+
+// DeleteSecret deletes one secret under /dev-envs/ (the orphan sweeper's
+// deletion), with the configured recovery window; one already gone is not
+// an error.
+func (s *Store) DeleteSecret(ctx context.Context, name string) error {
+	if !strings.HasPrefix(name, "/dev-envs/") {
+		return fmt.Errorf("%w: %q is not an environment secret", ErrForbidden, name)
+	}
+	in := &secretsmanager.DeleteSecretInput{SecretId: aws.String(name)}
+	if s.recovery == 0 {
+		in.ForceDeleteWithoutRecovery = aws.Bool(true)
+	} else {
+		in.RecoveryWindowInDays = aws.Int64(s.recovery)
+	}
+	_, err := s.api.DeleteSecret(ctx, in)
+	var missing *smtypes.ResourceNotFoundException
+	if err != nil && !errors.As(err, &missing) {
+		return fmt.Errorf("delete secret %s: %w", name, err)
+	}
+	return nil
 }
 
 // Store manages environments' secrets. Safe for concurrent use.

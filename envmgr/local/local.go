@@ -77,6 +77,8 @@ type Config struct {
 type Issuer interface {
 	Issue(env string, s *spec.Spec, expires time.Time) (creds []byte, userPub, inbox string, err error)
 	Revoke(ctx context.Context, userPub string) error
+	// Revoked reports whether a user was revoked (the orphan sweeper asks).
+	Revoked(userPub string) (bool, error)
 }
 
 // Provisioner implements envmgr.Provisioner with every capability. Safe for concurrent use;

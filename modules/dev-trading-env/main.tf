@@ -54,7 +54,12 @@ resource "aws_instance" "node" {
     tags        = local.tags
   }
 
-  tags        = local.tags
+  # The strategy's digests: the orphan sweeper keeps the artifacts a live
+  # instance runs.
+  tags = merge(local.tags, {
+    StrategySHA256       = var.strategy_sha256
+    StrategyConfigSHA256 = var.strategy_config_sha256
+  })
   volume_tags = null
 }
 
