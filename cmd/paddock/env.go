@@ -77,6 +77,7 @@ const envUsage = `usage: paddock env <command> [flags]
   extend NAME [-hours 24]                  past 96h in total: a request for an admin
   approve NAME | refuse NAME               an admin's decision on a longer lifetime
   stop NAME [-wait]    start NAME [-wait]    down NAME [-wait]
+  orphans [-clean]                         leaked resources and records without them (admins; -clean deletes those past the grace period)
   token-hash TOKEN                         the sha256 to put in the manager's tokens file
 
 Every command but validate and token-hash takes -server URL [PADDOCK_URL] and
@@ -91,7 +92,7 @@ type envFlags struct {
 	server, token, out *string
 	file, branch, sha  *string
 	pr, hours          *int
-	wait               *bool
+	wait, clean        *bool
 	timeout            *time.Duration
 }
 
@@ -124,6 +125,8 @@ func newEnvFlags(cmd string, stderr io.Writer) *envFlags {
 		f.sha = f.fs.String("sha", "", "commit SHA the spec comes from")
 	case "extend":
 		f.hours = f.fs.Int("hours", 24, "extend by this many hours (1 to 720)")
+	case "orphans":
+		f.clean = f.fs.Bool("clean", false, "delete the orphans older than the manager's grace period (default: list only)")
 	}
 	switch cmd {
 	case "up", "stop", "start", "down":
@@ -137,7 +140,7 @@ var envSynopsis = map[string]string{
 	"validate": "validate [-f .dev-env.yaml] [-pr N] [-branch B] [-o table|json]", "up": "up [-f .dev-env.yaml] [-wait] [-pr N] [-branch B] [-sha S]",
 	"ls": "ls [-o table|json]", "show": "show NAME [-o table|json]", "extend": "extend NAME [-hours 24]",
 	"approve": "approve NAME", "refuse": "refuse NAME", "stop": "stop NAME [-wait]", "start": "start NAME [-wait]",
-	"down": "down NAME [-wait]", "token-hash": "token-hash TOKEN",
+	"down": "down NAME [-wait]", "token-hash": "token-hash TOKEN", "orphans": "orphans [-clean] [-o table|json]",
 }
 
 // parse takes flags before and after positional arguments (`paddock env
@@ -183,7 +186,7 @@ func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	var c *api.Client
 	if f.server != nil {
-		c = &api.Client{BaseURL: *f.server, Token: *f.token}
+		c = &api.Client{BaseURL: *f.server, Token: *f.token, Via: "cli"}
 	}
 	name := func() (string, error) {
 		if len(pos) != 1 {
@@ -206,6 +209,11 @@ func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageError{fmt.Sprintf("usage: paddock env %s", envSynopsis[cmd])}
 	}
 	switch cmd {
+	case "orphans":
+		if len(pos) > 0 {
+			return usageError{"usage: paddock env " + envSynopsis[cmd]}
+		}
+		return orphans(ctx, c, *f.clean, emit)
 	case "token-hash":
 		if len(pos) != 1 {
 			return usageError{"usage: paddock env token-hash TOKEN"}

@@ -3,11 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
+
+	"github.com/paddockhq/paddock/envmgr"
+	"github.com/paddockhq/paddock/envmgr/slack"
+	"github.com/paddockhq/paddock/envmgr/spec"
 
 	"github.com/paddockhq/paddock/envmgr/aws"
 
@@ -39,6 +44,7 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 	auditAge := fs.Duration("audit-max-age", defaultAuditMaxAge, "keep audit records at most this long (0: forever)")
 	auditBytes := fs.Int64("audit-max-bytes", defaultAuditMaxBytes, "keep at most this many bytes of audit records, oldest dropped first (0: unlimited)")
 	auditPerEnv := fs.Int64("audit-max-per-env", defaultAuditMaxPerEnv, "keep at most this many audit records per environment (0: unlimited)")
+	lifecycleFile := fs.String("lifecycle", envDefault("PADDOCK_LIFECYCLE", ""), "lifecycle YAML: expiry warnings, Slack notifications and slash command, node grace, orphan sweeper (see README) [PADDOCK_LIFECYCLE]")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -59,6 +65,12 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var lc daemon.Lifecycle
+	if *lifecycleFile != "" {
+		if lc, err = loadLifecycle(*lifecycleFile); err != nil {
+			return err
+		}
+	}
 	var awsCfg *aws.Config
 	if *awsFile != "" {
 		if awsCfg, err = loadAWSConfig(*awsFile); err != nil {
@@ -66,7 +78,7 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 	}
 	return daemon.Run(ctx, daemon.Config{AWS: awsCfg, NATSURL: *natsURL, NATSCreds: *creds, Listen: *listen, StateDir: *stateDir, Tokens: t, ReconcileEvery: *every, AuthDir: *authDir, Replicas: *replicas, SourceDir: *source,
-		AuditMaxAge: *auditAge, AuditMaxBytes: *auditBytes, AuditMaxPerEnv: *auditPerEnv, Workers: *workers}, log,
+		AuditMaxAge: *auditAge, AuditMaxBytes: *auditBytes, AuditMaxPerEnv: *auditPerEnv, Workers: *workers, Lifecycle: lc}, log,
 		func(s daemon.Started) { fmt.Fprintf(stderr, "environment manager API on %s\n", s.APIURL) })
 }
 
@@ -134,4 +146,63 @@ func loadAWSConfig(path string) (*aws.Config, error) {
 		InstanceType: f.InstanceType, PaddockURL: f.PaddockURL, PaddockSHA256: f.PaddockSHA256, NodeNATSURL: f.NodeNATSURL,
 		RecoveryDays: f.RecoveryDays, ExtraTags: f.Tags, NodeReadyTimeout: ready, ArtifactBucket: f.ArtifactBucket,
 	}, nil
+}
+
+// lifecycleFile is the -lifecycle file.
+type lifecycleFile struct {
+	WarnBefore   []time.Duration `yaml:"warn_before"` // default [4h, 1h]
+	DestroyRetry struct {
+		Min time.Duration `yaml:"min"`
+		Max time.Duration `yaml:"max"`
+	} `yaml:"destroy_retry"`
+	NodeGrace     time.Duration `yaml:"node_grace"`
+	Notifications *slack.Config `yaml:"notifications"`
+	Orphans       struct {
+		Grace time.Duration `yaml:"grace"`
+		Every time.Duration `yaml:"every"` // negative: on demand only
+	} `yaml:"orphans"`
+}
+
+// loadLifecycle reads and checks a -lifecycle file: every value it accepts
+// works, or it is refused here with the field named.
+func loadLifecycle(path string) (daemon.Lifecycle, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return daemon.Lifecycle{}, err
+	}
+	var f lifecycleFile
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return daemon.Lifecycle{}, fmt.Errorf("%s: %w", path, err)
+	}
+	bad := func(format string, a ...any) (daemon.Lifecycle, error) {
+		return daemon.Lifecycle{}, fmt.Errorf("%s: "+format, append([]any{path}, a...)...)
+	}
+	for _, d := range f.WarnBefore {
+		if d <= 0 || d > time.Duration(spec.MaxApprovedTTLHours)*time.Hour {
+			return bad("warn_before %s: want a positive duration of at most %dh", d, spec.MaxApprovedTTLHours)
+		}
+	}
+	if f.DestroyRetry.Min < 0 || f.DestroyRetry.Max < 0 || (f.DestroyRetry.Max > 0 && f.DestroyRetry.Min > f.DestroyRetry.Max) {
+		return bad("destroy_retry: min and max must be positive, min at most max")
+	}
+	if f.NodeGrace < 0 || f.NodeGrace > 7*24*time.Hour {
+		return bad("node_grace %s: want 0 (15m) to 168h", f.NodeGrace)
+	}
+	if f.Orphans.Grace < 0 {
+		return bad("orphans.grace must not be negative")
+	}
+	if n := f.Notifications; n != nil {
+		if err := n.Check(); err != nil {
+			return bad("notifications: %v", err)
+		}
+		// A message is given up on before its warning's claim lapses, so
+		// that two senders never hold one warning (envmgr.Lifecycle).
+		if n.GiveUpAfter >= envmgr.DefaultLease {
+			return bad("notifications.give_up_after %s: must be below %s", n.GiveUpAfter, envmgr.DefaultLease)
+		}
+	}
+	return daemon.Lifecycle{WarnBefore: f.WarnBefore, DestroyRetryMin: f.DestroyRetry.Min, DestroyRetryMax: f.DestroyRetry.Max,
+		NodeGrace: f.NodeGrace, Notify: f.Notifications, OrphanGrace: f.Orphans.Grace, OrphanEvery: f.Orphans.Every}, nil
 }

@@ -402,7 +402,7 @@ func TestExtensionApprovals(t *testing.T) {
 		details = append(details, r.Actor+" "+r.Action+": "+r.Detail)
 	}
 	got := strings.Join(details, "\n")
-	for _, want := range []string{"alice extend: +24h by alice: 72h in total, new deadline ", "alice extend: +48h requested by alice: 120h in total",
+	for _, want := range []string{"alice extend: +24h by alice via api: 72h in total, new deadline ", "alice extend: +48h requested by alice: 120h in total",
 		"root refuse: refused alice's request for 120h in total"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("audit lacks %q:\n%s", want, got)

@@ -83,5 +83,13 @@ func (t *Tokens) actor(r *http.Request) (envmgr.Actor, error) {
 	if !found {
 		return envmgr.Actor{}, errUnauthenticated
 	}
+	a.Via = "api"
+	if c := r.Header.Get(ClientHeader); c == "cli" || c == "console" {
+		a.Via = c
+	}
 	return a, nil
 }
+
+// ClientHeader names the channel a request comes through (cli, console;
+// anything else is api), for the audit log.
+const ClientHeader = "X-Paddock-Client"

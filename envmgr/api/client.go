@@ -14,6 +14,7 @@ import (
 
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/envmgr/sweep"
 )
 
 // Client calls the API. Safe for concurrent use.
@@ -24,6 +25,20 @@ type Client struct {
 	// Progress, when set, receives a provisioner's progress events during
 	// Watch (Terraform resources being created, say).
 	Progress func(envmgr.ProgressEvent)
+	// Via names the channel for the audit log (cli, console); empty is api.
+	Via string
+}
+
+// Orphans is the sweeper's dry run (admins only).
+func (c *Client) Orphans(ctx context.Context) (sweep.Report, error) {
+	var rep sweep.Report
+	return rep, c.do(ctx, "GET", "/v1/orphans", nil, &rep)
+}
+
+// CleanOrphans deletes the orphans past the grace period (admins only).
+func (c *Client) CleanOrphans(ctx context.Context) (sweep.Report, error) {
+	var rep sweep.Report
+	return rep, c.do(ctx, "POST", "/v1/orphans/clean", nil, &rep)
 }
 
 // StatusError is a non-2xx response.
@@ -77,6 +92,9 @@ func (c *Client) once(ctx context.Context, method, path string, body, out any) e
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
 	req.Header.Set("Content-Type", "application/json")
+	if c.Via != "" {
+		req.Header.Set(ClientHeader, c.Via)
+	}
 	hc := c.HTTP
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}

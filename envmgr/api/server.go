@@ -19,6 +19,7 @@ import (
 
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/spec"
+	"github.com/paddockhq/paddock/envmgr/sweep"
 	"github.com/paddockhq/paddock/internal/jsonbody"
 )
 
@@ -38,6 +39,7 @@ type Server struct {
 	progress *envmgr.ProgressHub
 	metrics  *Metrics
 	health   HealthChecker
+	orphans  Orphans
 
 	// refusals are logged at most once per refusalLogEvery, with the count
 	// since the last line: an anonymous flood costs a counter, not a log.
@@ -62,6 +64,19 @@ type Options struct {
 	// MetricsHandler, when set, serves /metrics (unauthenticated, like the
 	// feed's: counts and states only, no names or owners).
 	MetricsHandler http.Handler
+	// Orphans, when set, serves GET /v1/orphans (the dry run) and POST
+	// /v1/orphans/clean (admins only).
+	Orphans Orphans
+	// SlackCommand, when set, serves POST /v1/slack/command. It is outside
+	// the bearer-token authentication: Slack signs its requests, and the
+	// handler verifies the signature.
+	SlackCommand http.Handler
+}
+
+// Orphans is the orphan sweeper as the API uses it (*sweep.Sweeper).
+type Orphans interface {
+	Find(ctx context.Context) (sweep.Report, error)
+	Clean(ctx context.Context, actor string) (sweep.Report, error)
 }
 
 // SetProgress streams a provisioner's progress events (event: progress)
@@ -86,7 +101,7 @@ func New(mgr *envmgr.Manager, store envmgr.Store, tokens *Tokens, connect Connec
 		o.Metrics = NewMetrics(nil)
 	}
 	s := &Server{mgr: mgr, store: store, tokens: tokens, log: log.With("component", "api"), mux: http.NewServeMux(), connect: connect,
-		metrics: o.Metrics, health: o.Health}
+		metrics: o.Metrics, health: o.Health, orphans: o.Orphans}
 	s.mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi)
@@ -107,7 +122,42 @@ func New(mgr *envmgr.Manager, store envmgr.Store, tokens *Tokens, connect Connec
 	s.handle("POST /v1/environments/{name}/refuse", s.refuse)
 	s.handle("GET /v1/environments/{name}/events", s.events)
 	s.handle("GET /v1/environments/{name}/audit", s.audit)
+	if o.Orphans != nil {
+		s.handle("GET /v1/orphans", s.findOrphans)
+		s.handle("POST /v1/orphans/clean", s.cleanOrphans)
+	}
+	if o.SlackCommand != nil {
+		s.mux.Handle("POST /v1/slack/command", o.SlackCommand)
+	}
 	return s
+}
+
+// findOrphans is the sweeper's dry run (admins only).
+func (s *Server) findOrphans(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	if !who.Admin {
+		return fmt.Errorf("%w: only an admin may list orphaned resources", envmgr.ErrForbidden)
+	}
+	rep, err := s.orphans.Find(r.Context())
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
+}
+
+// cleanOrphans deletes the orphans past the grace period (admins only); a
+// partial failure still answers 200 with the report, whose failed list
+// says what could not be deleted.
+func (s *Server) cleanOrphans(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	if !who.Admin {
+		return fmt.Errorf("%w: only an admin may delete orphaned resources", envmgr.ErrForbidden)
+	}
+	rep, err := s.orphans.Clean(r.Context(), who.Name)
+	if err != nil && len(rep.Failed) == 0 {
+		return err
+	}
+	writeJSON(w, http.StatusOK, rep)
+	return nil
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }

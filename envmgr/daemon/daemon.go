@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,8 @@ import (
 	"github.com/paddockhq/paddock/envmgr/catalog"
 	"github.com/paddockhq/paddock/envmgr/local"
 	"github.com/paddockhq/paddock/envmgr/natskv"
+	"github.com/paddockhq/paddock/envmgr/slack"
+	"github.com/paddockhq/paddock/envmgr/sweep"
 	"github.com/paddockhq/paddock/internal/natsconn"
 	"github.com/paddockhq/paddock/natsauth"
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +72,27 @@ type Config struct {
 	AuditMaxAge    time.Duration
 	AuditMaxBytes  int64
 	AuditMaxPerEnv int64
+	// Lifecycle: expiry warnings, notifications, the slash command, the
+	// nodes' dead man's switch and the orphan sweeper.
+	Lifecycle Lifecycle
+}
+
+// Lifecycle configures the humane and reliable end of environments.
+type Lifecycle struct {
+	// WarnBefore are the warning offsets (default 4h, 1h); DestroyRetryMin
+	// and Max bound a failed destroy's backoff (default 30s to 30m).
+	WarnBefore                       []time.Duration
+	DestroyRetryMin, DestroyRetryMax time.Duration
+	// NodeGrace is how long a node outlives its deadline with no extension
+	// before it shuts itself down (default 15m).
+	NodeGrace time.Duration
+	// Notify, when set, sends lifecycle notifications to Slack-compatible
+	// webhooks and, with a signing secret, serves the slash command.
+	Notify *slack.Config
+	// OrphanGrace: orphans younger than this are not deleted (default
+	// 24h); OrphanEvery is the scheduled cleanup's period (default a week,
+	// negative: on demand only).
+	OrphanGrace, OrphanEvery time.Duration
 }
 
 // Started is reported once the API listens.
@@ -133,7 +157,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 			r.Enqueue(name)
 		}
 	}
-	prov, closeProv, err := newProvisioner(ctx, c, nc, store, auth, hub, wakeUp, log)
+	prov, srcs, closeProv, err := newProvisioner(ctx, c, nc, store, auth, hub, wakeUp, log)
 	if err != nil {
 		return err
 	}
@@ -153,13 +177,50 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	if c.Workers > 0 {
 		rec.Workers = c.Workers
 	}
+	rec.Lifecycle = envmgr.Lifecycle{WarnBefore: c.Lifecycle.WarnBefore, RetryMin: c.Lifecycle.DestroyRetryMin, RetryMax: c.Lifecycle.DestroyRetryMax}
+	reg := newRegistry(rec, store)
+	var slackCmd http.Handler
+	var bg sync.WaitGroup // the notifier and the sweeper
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stopBG(); bg.Wait() }()
+	if n := c.Lifecycle.Notify; n != nil {
+		notifier, err := slack.New(*n, slack.Options{Log: log, Metrics: slack.NewMetrics(reg)})
+		if err != nil {
+			return err
+		}
+		// The notifier outlives the reconciler (stopped after it, below),
+		// so that the last transitions' notices are still sent.
+		bg.Go(func() { _ = notifier.Run(bgCtx) })
+		rec.Notify = notifier
+		mgr.SetNotifier(notifier)
+		cmd, err := slack.NewCommand(*n, mgr, store, nil, log)
+		switch {
+		case errors.Is(err, slack.ErrNoSecret):
+		case err != nil:
+			return err
+		default:
+			notifier.ExtendHint = true
+			refused := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_envmgr_slack_refused_total",
+				Help: "Slash-command requests refused, by reason (bad_signature, stale, replayed, unknown_user)."}, []string{"reason"})
+			reg.MustRegister(refused)
+			cmd.Refused = func(reason string) { refused.WithLabelValues(reason).Inc() }
+			slackCmd = cmd
+		}
+	}
+	warnings := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_envmgr_warnings_total",
+		Help: "Expiry warnings by result: claimed (recorded, to be sent), sent (delivered), failed (given up; claimed again after the lease)."}, []string{"result"})
+	reg.MustRegister(warnings)
+	rec.OnWarning = func(result string) { warnings.WithLabelValues(result).Inc() }
+	sw := sweep.New(sweep.Config{Store: store, Sources: srcs, Grace: c.Lifecycle.OrphanGrace, Every: c.Lifecycle.OrphanEvery,
+		Log: log, Metrics: sweep.NewMetrics(reg)})
+	bg.Go(func() { _ = sw.Run(bgCtx) })
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return fmt.Errorf("API listener %s: %w", c.Listen, err)
 	}
-	reg := newRegistry(rec, store)
 	apiSrv := api.New(mgr, store, c.Tokens, api.ConnectInfo{NATSURL: c.NATSURL}, log, api.Options{
-		Metrics: api.NewMetrics(reg), Health: store, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})})
+		Metrics: api.NewMetrics(reg), Health: store, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}),
+		Orphans: sw, SlackCommand: slackCmd})
 	apiSrv.SetProgress(hub)
 	srv := &http.Server{Handler: apiSrv, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}
 	httpDone := make(chan error, 1)
@@ -224,10 +285,11 @@ func (c *byState) Collect(ch chan<- prometheus.Metric) {
 
 // newProvisioner builds the configured provisioner: AWS when c.AWS is set,
 // else local processes. Both get paddock's NATS-credential policy
-// (natsauth.Issuer) when NATS runs in operator mode. closeProv stops what it
-// must at shutdown (a local manager's nodes, recorded stopped).
+// (natsauth.Issuer) when NATS runs in operator mode. srcs are what the
+// orphan sweeper inventories. closeProv stops what it must at shutdown (a
+// local manager's nodes, recorded stopped).
 func newProvisioner(ctx context.Context, c Config, nc *nats.Conn, store *natskv.Store, auth *natsauth.Authority, hub *envmgr.ProgressHub,
-	wake func(string), log *slog.Logger) (prov envmgr.Provisioner, closeProv func(), err error) {
+	wake func(string), log *slog.Logger) (prov envmgr.Provisioner, srcs []sweep.Source, closeProv func(), err error) {
 	var issuer *natsauth.Issuer
 	closers := []func(){}
 	closeProv = func() {
@@ -238,7 +300,7 @@ func newProvisioner(ctx context.Context, c Config, nc *nats.Conn, store *natskv.
 	if auth != nil {
 		sys, err := nats.Connect(c.NATSURL, nats.Name("paddock-envmgr-sys"), nats.UserCredentials(filepath.Join(c.AuthDir, natsauth.SystemCredsFile)))
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect as the system user: %w", err)
+			return nil, nil, nil, fmt.Errorf("connect as the system user: %w", err)
 		}
 		closers = append(closers, sys.Close)
 		issuer = natsauth.NewIssuer(auth, sys)
@@ -246,6 +308,9 @@ func newProvisioner(ctx context.Context, c Config, nc *nats.Conn, store *natskv.
 	if c.AWS != nil {
 		ac := *c.AWS
 		ac.Terraform.Logger, ac.Wake = log, wake
+		if ac.DeadlineGrace == 0 {
+			ac.DeadlineGrace = c.Lifecycle.NodeGrace
+		}
 		ac.USDRates, ac.FeedStaleSeconds = c.USDRates, c.FeedStaleSeconds
 		if ac.SourceDir == "" {
 			ac.SourceDir = c.SourceDir
@@ -267,20 +332,21 @@ func newProvisioner(ctx context.Context, c Config, nc *nats.Conn, store *natskv.
 		ap, err := aws.New(ctx, ac, nc, hub)
 		if err != nil {
 			closeProv()
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		closers = append(closers, ap.Close)
-		return ap, closeProv, nil
+		return ap, []sweep.Source{ap, ap.Terraform()}, closeProv, nil
 	}
 	lc := local.Config{StateDir: filepath.Join(c.StateDir, "envs"), NATSURL: c.NATSURL, Command: c.NodeCommand, Logger: log,
-		SourceDir: c.SourceDir, USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds, ReadyTimeout: c.NodeReadyTimeout, Wake: wake}
+		SourceDir: c.SourceDir, USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds, ReadyTimeout: c.NodeReadyTimeout, Wake: wake,
+		DeadlineGrace: c.Lifecycle.NodeGrace}
 	if issuer != nil {
 		lc.Issuer = issuer
 	}
 	lp, err := local.New(lc)
 	if err != nil {
 		closeProv()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	// Nodes are stopped when the manager stops, so nothing is left behind;
 	// their environments are recorded stopped (desired running), and a
@@ -293,7 +359,7 @@ func newProvisioner(ctx context.Context, c Config, nc *nats.Conn, store *natskv.
 			log.Warn("record stopped nodes", "component", "envmgr", "err", err)
 		}
 	})
-	return lp, closeProv, nil
+	return lp, []sweep.Source{lp}, closeProv, nil
 }
 
 // newRegistry is the manager's /metrics: build info, the Go runtime, the
