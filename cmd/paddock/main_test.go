@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 		stop()
 		if err != nil {
 			os.Stderr.WriteString("paddock: " + err.Error() + "\n")
-			os.Exit(1)
+			os.Exit(processStatus(err))
 		}
 		os.Exit(0)
 	}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLifecycleFile: the example loads as documented, and every value that
+// would be accepted and then not work is refused with its field named.
+func TestLifecycleFile(t *testing.T) {
+	lc, err := loadLifecycle("../../examples/lifecycle.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lc.WarnBefore) != 2 || lc.WarnBefore[0] != 4*time.Hour || lc.NodeGrace != 15*time.Minute || lc.OrphanEvery != 168*time.Hour ||
+		lc.Notify == nil || lc.Notify.Owners["alice"].TimeZone != "Europe/London" {
+		t.Fatalf("loaded %+v", lc)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"warn_before: [-1h]", "warn_before"},
+		{"warn_before: [1000h]", "warn_before"},
+		{"warn_before: [soon]", "cannot unmarshal"},
+		{"node_grace: 200h", "node_grace"},
+		{"destroy_retry: {min: 1h, max: 1m}", "destroy_retry"},
+		{"notifications: {default: {webhook: 'http://hooks.example.com/x'}}", "want https"},
+		{"notifications: {owners: {a: {time_zone: Nowhere/City}}}", "not an IANA zone"},
+		{"notifications: {give_up_after: 1h}", "give_up_after"},
+		{"orphans: {grace: -1h}", "orphans.grace"},
+		{"warn_befor: [1h]", "field warn_befor not found"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "l.yaml")
+			_ = os.WriteFile(path, []byte(tc.yaml), 0o600)
+			if _, err := loadLifecycle(path); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("%s: got %v, want %q", tc.yaml, err, tc.want)
+			}
+		})
+	}
+}
