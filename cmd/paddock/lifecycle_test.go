@@ -40,3 +40,32 @@ func TestLifecycleFile(t *testing.T) {
 		})
 	}
 }
+
+// FuzzLifecycleFile: any file is loaded or refused with an error, never a
+// panic; what loads has notifications that pass their own check.
+func FuzzLifecycleFile(f *testing.F) {
+	raw, _ := os.ReadFile("../../examples/lifecycle.yaml")
+	f.Add(raw)
+	f.Add([]byte("warn_before: [1h, 2h, 3h]\norphans: {every: -1s}\n"))
+	f.Add([]byte("notifications: {owners: {a: {slack_user: U1}, b: {slack_user: U1}}}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "l.yaml")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		lc, err := loadLifecycle(path)
+		if err != nil {
+			return
+		}
+		if lc.Notify != nil {
+			if err := lc.Notify.Check(); err != nil {
+				t.Fatalf("accepted notifications that fail their check: %v", err)
+			}
+		}
+		for _, d := range lc.WarnBefore {
+			if d <= 0 {
+				t.Fatalf("accepted warning offset %s", d)
+			}
+		}
+	})
+}
