@@ -188,9 +188,6 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		if err != nil {
 			return err
 		}
-		// The notifier outlives the reconciler (stopped after it, below),
-		// so that the last transitions' notices are still sent.
-		bg.Go(func() { _ = notifier.Run(bgCtx) })
 		rec.Notify = notifier
 		mgr.SetNotifier(notifier)
 		cmd, err := slack.NewCommand(*n, mgr, store, nil, log)
@@ -206,6 +203,9 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 			cmd.Refused = func(reason string) { refused.WithLabelValues(reason).Inc() }
 			slackCmd = cmd
 		}
+		// The notifier outlives the reconciler (stopped after it, by the
+		// deferred stopBG), so that the last transitions' notices are sent.
+		bg.Go(func() { _ = notifier.Run(bgCtx) })
 	}
 	warnings := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_envmgr_warnings_total",
 		Help: "Expiry warnings by result: claimed (recorded, to be sent), sent (delivered), failed (given up; claimed again after the lease)."}, []string{"result"})
