@@ -38,14 +38,16 @@ const (
 var transitions = map[State][]State{
 	StateRequested:    {StateProvisioning, StateDestroying, StateFailed},
 	StateProvisioning: {StateReady, StateDegraded, StateDestroying, StateFailed},
-	StateReady:        {StateDegraded, StateStopping, StateDestroying, StateFailed},
-	StateDegraded:     {StateReady, StateStopping, StateDestroying, StateFailed},
-	StateStopping:     {StateStopped, StateDestroying, StateFailed},
-	StateStopped:      {StateStarting, StateDestroying},
-	StateStarting:     {StateReady, StateDegraded, StateDestroying, StateFailed},
-	StateFailed:       {StateDestroying, StateProvisioning}, // retry, or tear down what was made
-	StateDestroying:   {StateDestroyed, StateFailed},
-	StateDestroyed:    nil,
+	// ready, degraded and stopped -> provisioning: a redeploy (the pull
+	// request's head moved to a new commit).
+	StateReady:      {StateDegraded, StateStopping, StateDestroying, StateFailed, StateProvisioning},
+	StateDegraded:   {StateReady, StateStopping, StateDestroying, StateFailed, StateProvisioning},
+	StateStopping:   {StateStopped, StateDestroying, StateFailed},
+	StateStopped:    {StateStarting, StateDestroying, StateProvisioning},
+	StateStarting:   {StateReady, StateDegraded, StateDestroying, StateFailed},
+	StateFailed:     {StateDestroying, StateProvisioning}, // retry, or tear down what was made
+	StateDestroying: {StateDestroyed, StateFailed},
+	StateDestroyed:  nil,
 }
 
 // States lists every state, in lifecycle order.
@@ -96,20 +98,26 @@ const GlobalAudit = "_global"
 // Environment is the stored record of one environment. It is a value: the
 // store returns copies, and writes carry the revision they were read at.
 type Environment struct {
-	Name      string    `json:"name"`
-	Owner     string    `json:"owner"`
-	SpecYAML  string    `json:"spec_yaml"` // the .dev-env.yaml as submitted
-	PRNumber  int       `json:"pr_number,omitempty"`
-	Branch    string    `json:"branch,omitempty"`
-	CommitSHA string    `json:"commit_sha,omitempty"`
-	State     State     `json:"state"`
-	Desired   Desired   `json:"desired"`
-	Reason    string    `json:"reason,omitempty"`      // why it failed
-	FailedAt  State     `json:"failed_step,omitempty"` // the state it failed in
-	TTLHours  int       `json:"ttl_hours"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Name      string `json:"name"`
+	Owner     string `json:"owner"`
+	SpecYAML  string `json:"spec_yaml"` // the .dev-env.yaml as submitted
+	PRNumber  int    `json:"pr_number,omitempty"`
+	Branch    string `json:"branch,omitempty"`
+	CommitSHA string `json:"commit_sha,omitempty"` // the commit asked for (a PR's head)
+	// Repo is the GitHub repository (owner/name) of a pull request's
+	// environment: its strategy is built from CommitSHA's source there.
+	Repo string `json:"repo,omitempty"`
+	// DeployedSHA is the commit the node was last provisioned from; when
+	// CommitSHA moves past it (a push), the reconciler redeploys.
+	DeployedSHA string    `json:"deployed_sha,omitempty"`
+	State       State     `json:"state"`
+	Desired     Desired   `json:"desired"`
+	Reason      string    `json:"reason,omitempty"`      // why it failed
+	FailedAt    State     `json:"failed_step,omitempty"` // the state it failed in
+	TTLHours    int       `json:"ttl_hours"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	ExpiresAt   time.Time `json:"expires_at"`
 	// Endpoint is where the running node can be reached (admin URL), once
 	// provisioned.
 	Endpoint string `json:"endpoint,omitempty"`

@@ -2,6 +2,7 @@ package envmgr
 
 import (
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -15,8 +16,10 @@ type Event struct {
 	Kind  EventKind `json:"kind"`
 	Env   string    `json:"env"`
 	Owner string    `json:"owner"`
-	At    time.Time `json:"at"`
-	State State     `json:"state"`
+	// PRNumber is the environment's pull request (0: none).
+	PRNumber int       `json:"pr_number,omitempty"`
+	At       time.Time `json:"at"`
+	State    State     `json:"state"`
 	// Deadline is the environment's expiry at the time of the event.
 	Deadline time.Time `json:"deadline"`
 	// Why: the reason a node is degraded or failed, why it was destroyed,
@@ -47,6 +50,10 @@ const (
 	EventStarted   EventKind = "started"
 	EventDestroyed EventKind = "destroyed"
 	EventFailed    EventKind = "failed"
+	// EventChanged is any other transition (provisioning, stopping,
+	// destroying, ...): the pull-request comment shows every state; chat
+	// notifications skip it.
+	EventChanged EventKind = "changed"
 )
 
 // Notifier delivers events to people (envmgr/notify: Slack-compatible
@@ -262,4 +269,40 @@ func contains(xs []int64, x int64) bool {
 // warning prints it.
 func ExtendCommand(name string) string {
 	return fmt.Sprintf("paddock env extend %s -hours 24", name)
+}
+
+// Notifiers delivers every event to each of its notifiers (chat, the
+// pull-request comment); done hears, once all have answered, the first
+// error or nil.
+type Notifiers []Notifier
+
+// Notify implements Notifier.
+func (ns Notifiers) Notify(ev Event, done func(error)) {
+	if done == nil {
+		for _, n := range ns {
+			n.Notify(ev, nil)
+		}
+		return
+	}
+	if len(ns) == 0 {
+		done(nil)
+		return
+	}
+	var mu sync.Mutex
+	left := len(ns)
+	var first error
+	for _, n := range ns {
+		n.Notify(ev, func(err error) {
+			mu.Lock()
+			if err != nil && first == nil {
+				first = err
+			}
+			left--
+			last := left == 0
+			mu.Unlock()
+			if last {
+				done(first)
+			}
+		})
+	}
 }

@@ -79,6 +79,11 @@ type CreateRequest struct {
 	PRNumber  int
 	Branch    string
 	CommitSHA string
+	// Repo (owner/name) and Owner are the pull-request integration's: the
+	// environment is built from Repo at CommitSHA and belongs to the PR's
+	// author. Refused from anyone else.
+	Repo  string
+	Owner string
 }
 
 // Manager handles developers' requests: it validates them, records the
@@ -150,6 +155,10 @@ func (m *Manager) Create(ctx context.Context, who Actor, req CreateRequest) (Env
 	if err := checkCommit(req.CommitSHA, req.Branch); err != nil {
 		return Environment{}, err
 	}
+	owner, err := checkOnBehalf(who, req)
+	if err != nil {
+		return Environment{}, err
+	}
 	s, err := spec.Parse(req.SpecYAML, spec.Options{PRNumber: req.PRNumber, Branch: req.Branch, Now: m.now(), TTLApproved: true, LiveOnly: true})
 	if err != nil {
 		return Environment{}, err // *spec.Errors: the field-level list
@@ -170,14 +179,14 @@ func (m *Manager) Create(ctx context.Context, who Actor, req CreateRequest) (Env
 		detail = fmt.Sprintf("ttl %dh; %dh requested, pending an admin's approval", ttl, pending.Hours)
 	}
 	e := Environment{
-		Name: s.Name, Owner: who.Name, SpecYAML: string(req.SpecYAML), PRNumber: req.PRNumber, Branch: req.Branch,
-		CommitSHA: req.CommitSHA, State: StateRequested, Desired: WantRunning, TTLHours: ttl, PendingTTL: pending,
+		Name: s.Name, Owner: owner, SpecYAML: string(req.SpecYAML), PRNumber: req.PRNumber, Branch: req.Branch,
+		CommitSHA: req.CommitSHA, Repo: req.Repo, State: StateRequested, Desired: WantRunning, TTLHours: ttl, PendingTTL: pending,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(time.Duration(ttl) * time.Hour), DeadlineSetAt: now,
 	}
 	if err := m.claim(ctx, who, e); err != nil {
 		return Environment{}, err
 	}
-	m.emit(Event{Kind: EventCreated, Env: e.Name, Owner: e.Owner, State: e.State, Deadline: e.ExpiresAt, Actor: who.Name, Via: who.Via,
+	m.emit(Event{Kind: EventCreated, Env: e.Name, Owner: e.Owner, PRNumber: e.PRNumber, State: e.State, Deadline: e.ExpiresAt, Actor: who.Name, Via: who.Via,
 		Why: fmt.Sprintf("ttl %dh", ttl)})
 	m.audit(ctx, AuditRecord{Env: e.Name, Actor: who.Name, Via: who.Via, Action: "create", To: StateRequested, CommitSHA: req.CommitSHA,
 		Detail: detail + ", expires " + e.ExpiresAt.Format(time.RFC3339)})
@@ -245,6 +254,85 @@ func (m *Manager) claim(ctx context.Context, who Actor, e Environment) error {
 	return nil
 }
 
+// checkOnBehalf returns the environment's owner: the actor, or the PR
+// author the integration (or an admin) names; a repository is accepted only
+// from them, as owner/name.
+func checkOnBehalf(who Actor, req CreateRequest) (string, error) {
+	if req.Owner == "" && req.Repo == "" {
+		return who.Name, nil
+	}
+	if !who.mayClaimPR() {
+		return "", fmt.Errorf("%w: only the pull-request integration or an admin may name a repository or an owner", ErrForbidden)
+	}
+	if req.Repo != "" && !validRepo(req.Repo) {
+		return "", fmt.Errorf("%w: repo %q: want owner/name", ErrInvalid, req.Repo)
+	}
+	if req.Owner == "" {
+		return who.Name, nil
+	}
+	if len(req.Owner) > 100 || strings.ContainsFunc(req.Owner, func(r rune) bool { return r <= 0x20 || r == 0x7f }) {
+		return "", fmt.Errorf("%w: owner %q", ErrInvalid, req.Owner)
+	}
+	return req.Owner, nil
+}
+
+// validRepo: GitHub's owner/name alphabet, bounded.
+func validRepo(repo string) bool {
+	owner, name, ok := strings.Cut(repo, "/")
+	ok = ok && owner != "" && name != "" && len(repo) <= 140 && name != "." && name != ".."
+	for _, r := range owner + name {
+		ok = ok && (r == '-' || r == '_' || r == '.' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z'))
+	}
+	return ok
+}
+
+// Update moves an environment to a new commit of its source (a push to its
+// pull request): the spec and commit are replaced and the reconciler
+// redeploys. Only the integration and admins update; the name must stay.
+func (m *Manager) Update(ctx context.Context, who Actor, name string, req CreateRequest) (Environment, error) {
+	if !who.mayClaimPR() {
+		return Environment{}, fmt.Errorf("%w: only the pull-request integration or an admin may move an environment to a new commit", ErrForbidden)
+	}
+	if err := checkCommit(req.CommitSHA, req.Branch); err != nil {
+		return Environment{}, err
+	}
+	e0, _, err := m.store.Get(ctx, name)
+	if err != nil {
+		return Environment{}, err
+	}
+	s, err := spec.Parse(req.SpecYAML, spec.Options{PRNumber: e0.PRNumber, Branch: e0.Branch, Now: m.now(), TTLApproved: true, LiveOnly: true})
+	if err != nil {
+		return Environment{}, err
+	}
+	if s.Name != name {
+		return Environment{}, fmt.Errorf("%w: the new .dev-env.yaml names %s, not %s", ErrInvalid, s.Name, name)
+	}
+	var from string
+	e, err := m.change(ctx, who, name, "update", func(e *Environment) error {
+		if e.Desired == WantDestroyed || e.State == StateDestroyed {
+			return fmt.Errorf("%w: %s is being destroyed", ErrIllegalTransition, name)
+		}
+		from = e.CommitSHA
+		e.SpecYAML, e.CommitSHA = string(req.SpecYAML), req.CommitSHA
+		return nil
+	})
+	if err == nil {
+		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Via: who.Via, Action: "update", From: e.State, CommitSHA: req.CommitSHA,
+			Detail: fmt.Sprintf("head moved %s -> %s; the node is redeployed from it", short(from), short(req.CommitSHA))})
+	}
+	return e, err
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	if sha == "" {
+		return "(none)"
+	}
+	return sha
+}
+
 // checkCommit bounds what a request says about its source: a commit SHA is
 // 7 to 64 hex digits and a branch a git ref name of sensible length. Both are
 // stored and shown, so they are checked before either. (A SHA is 4 to 64 hex
@@ -278,7 +366,7 @@ func (m *Manager) Get(ctx context.Context, who Actor, name string) (Environment,
 	if err != nil {
 		return Environment{}, err
 	}
-	if !who.Admin && e.Owner != who.Name {
+	if !who.Admin && e.Owner != who.Name && !(who.Integration && spec.PRNumberOf(name) > 0) {
 		return Environment{}, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
 	return e, nil
@@ -329,12 +417,18 @@ func (m *Manager) Start(ctx context.Context, who Actor, name string) (Environmen
 
 // Destroy asks for the environment to be torn down.
 func (m *Manager) Destroy(ctx context.Context, who Actor, name string) (Environment, error) {
+	return m.DestroyBecause(ctx, who, name, "requested by "+who.Name+via(who))
+}
+
+// DestroyBecause asks for the environment to be torn down, saying why (the
+// pull request was merged, ...), which the destroy notice repeats.
+func (m *Manager) DestroyBecause(ctx context.Context, who Actor, name, why string) (Environment, error) {
 	return m.change(ctx, who, name, "destroy", func(e *Environment) error {
 		if e.State == StateDestroyed {
 			return fmt.Errorf("%w: %s is already destroyed", ErrIllegalTransition, name)
 		}
 		e.Desired = WantDestroyed
-		e.DestroyReason = "requested by " + who.Name + via(who)
+		e.DestroyReason = why
 		return nil
 	})
 }
@@ -376,7 +470,7 @@ func (m *Manager) Extend(ctx context.Context, who Actor, name string, hours int)
 	if err == nil {
 		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Via: who.Via, Action: "extend", From: e.State, Detail: detail})
 		if moved {
-			m.emit(Event{Kind: EventExtended, Env: name, Owner: e.Owner, State: e.State, Deadline: e.ExpiresAt, Actor: who.Name, Via: who.Via, Why: detail})
+			m.emit(Event{Kind: EventExtended, Env: name, Owner: e.Owner, PRNumber: e.PRNumber, State: e.State, Deadline: e.ExpiresAt, Actor: who.Name, Via: who.Via, Why: detail})
 		}
 	}
 	return e, err
@@ -424,7 +518,7 @@ func (m *Manager) decide(ctx context.Context, who Actor, name string, approve bo
 	if err == nil {
 		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Via: who.Via, Action: action, From: e.State, Detail: detail})
 		if approve {
-			m.emit(Event{Kind: EventExtended, Env: name, Owner: e.Owner, State: e.State, Deadline: e.ExpiresAt, Actor: who.Name, Via: who.Via, Why: detail})
+			m.emit(Event{Kind: EventExtended, Env: name, Owner: e.Owner, PRNumber: e.PRNumber, State: e.State, Deadline: e.ExpiresAt, Actor: who.Name, Via: who.Via, Why: detail})
 		}
 	}
 	return e, err
@@ -441,7 +535,7 @@ func (m *Manager) change(ctx context.Context, who Actor, name, action string, ap
 	if err != nil {
 		return Environment{}, err
 	}
-	if !who.Admin && e.Owner != who.Name {
+	if !who.Admin && e.Owner != who.Name && !(who.Integration && spec.PRNumberOf(name) > 0) {
 		// Audited in the owner's log (the caller is authenticated and the
 		// name valid), answered as not found.
 		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Via: who.Via, Action: "refused", Detail: action + ": not the owner"})
@@ -458,7 +552,7 @@ func (m *Manager) change(ctx context.Context, who Actor, name, action string, ap
 		return Environment{}, err
 	}
 	switch action {
-	case "extend", "approve", "refuse": // their callers audit with the detail
+	case "extend", "approve", "refuse", "update": // their callers audit with the detail
 	default:
 		m.audit(ctx, AuditRecord{Env: name, Actor: who.Name, Via: who.Via, Action: action, From: e.State, Detail: "desired " + string(e.Desired)})
 	}

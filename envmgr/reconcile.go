@@ -258,7 +258,24 @@ func (r *Reconciler) Step(ctx context.Context, name string) (more bool, err erro
 		}
 		e.Endpoint, e.CredsExpireAt = endpoint, e.ExpiresAt
 		e.CredsRef = r.prov.CredsRef(name)
-		return r.settle(ctx, e, rev)
+		e.DeployedSHA = e.CommitSHA
+		return r.settleProvisioned(ctx, e, rev)
+	case (e.State == StateReady || e.State == StateDegraded || e.State == StateStopped) && e.DeployedSHA != "" && e.CommitSHA != e.DeployedSHA &&
+		e.Desired != WantDestroyed:
+		// Redeploy: the node is stopped and provisioned again from the new
+		// commit (fresh paper state: a changed strategy is a new run; the
+		// name, deadline, keys and credentials stay). A burst of pushes
+		// redeploys once per step, each time from the latest commit.
+		if err := r.timed("stop", func() error { return r.prov.Stop(ctx, name) }); err != nil {
+			return r.fail(ctx, e, rev, fmt.Errorf("redeploy: stop: %w", err))
+		}
+		from := e.State
+		e.Health = nil
+		if err := e.Move(StateProvisioning, now); err != nil {
+			return false, err
+		}
+		return r.write(ctx, e, rev, AuditRecord{Action: "transition", From: from, To: StateProvisioning, CommitSHA: e.CommitSHA,
+			Detail: fmt.Sprintf("redeploy %s -> %s", short(e.DeployedSHA), short(e.CommitSHA))})
 	case (e.State == StateReady || e.State == StateDegraded) && e.Desired == WantStopped:
 		e.Health = nil
 		return r.move(ctx, e, rev, StateStopping)
@@ -382,9 +399,47 @@ func StopNodes(ctx context.Context, store Store, names []string, now time.Time) 
 	return errors.Join(errs...)
 }
 
+// settleProvisioned records a provisioning's result. A write that lost to
+// a concurrent change (an extension, a new commit) is merged into the
+// latest record rather than dropped: dropping it would provision again,
+// adopt the node just built, and record it as built from whatever commit
+// the record names by then. A newer commit is then redeployed.
+func (r *Reconciler) settleProvisioned(ctx context.Context, e Environment, rev uint64) (bool, error) {
+	for range 5 {
+		se, a, err := r.settled(ctx, e)
+		if err != nil {
+			return false, err
+		}
+		conflict, err := r.tryWrite(ctx, se, rev, a)
+		if err != nil || !conflict {
+			return err == nil, err
+		}
+		cur, curRev, err := r.store.Get(ctx, e.Name)
+		if err != nil {
+			return false, err
+		}
+		if cur.State != StateProvisioning || cur.Desired == WantDestroyed {
+			return true, nil
+		}
+		cur.Endpoint, cur.CredsExpireAt, cur.CredsRef, cur.DeployedSHA = e.Endpoint, e.CredsExpireAt, e.CredsRef, e.DeployedSHA
+		e, rev = cur, curRev
+	}
+	return true, nil
+}
+
 // settle records a node that has just been provisioned or started as ready
 // or, when it reports that it does not work, degraded with its reasons.
 func (r *Reconciler) settle(ctx context.Context, e Environment, rev uint64) (bool, error) {
+	se, a, err := r.settled(ctx, e)
+	if err != nil {
+		return false, err
+	}
+	return r.write(ctx, se, rev, a)
+}
+
+// settled is e moved to ready, or degraded when its node says it does not
+// work, with the audit record of the move.
+func (r *Reconciler) settled(ctx context.Context, e Environment) (Environment, AuditRecord, error) {
 	var h *Health
 	if st, err := r.prov.Status(ctx, e.Name); err == nil {
 		h = st.Health
@@ -396,14 +451,14 @@ func (r *Reconciler) settle(ctx context.Context, e Environment, rev uint64) (boo
 	}
 	from := e.State
 	if err := e.Move(to, r.now().UTC()); err != nil {
-		return false, err
+		return e, AuditRecord{}, err
 	}
 	detail := ""
 	if to == StateDegraded {
 		e.Reason = strings.Join(h.Reasons, "; ")
 		detail = e.Reason
 	}
-	return r.write(ctx, e, rev, AuditRecord{Action: "transition", From: from, To: to, Detail: detail})
+	return e, AuditRecord{Action: "transition", From: from, To: to, CommitSHA: e.DeployedSHA, Detail: detail}, nil
 }
 
 // health records a running node's report: a change of health is written
@@ -456,10 +511,22 @@ func (r *Reconciler) fail(ctx context.Context, e Environment, rev uint64, cause 
 }
 
 func (r *Reconciler) write(ctx context.Context, e Environment, rev uint64, a AuditRecord) (bool, error) {
+	conflict, err := r.tryWrite(ctx, e, rev, a)
+	if err != nil {
+		return false, err
+	}
+	if conflict {
+		return true, nil // someone else wrote first; re-read and go on
+	}
+	return !e.State.Terminal(), nil
+}
+
+// tryWrite writes e at rev and, if it won, audits and announces a.
+func (r *Reconciler) tryWrite(ctx context.Context, e Environment, rev uint64, a AuditRecord) (conflict bool, err error) {
 	e.UpdatedAt = r.now().UTC()
 	if _, err := r.store.Update(ctx, e, rev); err != nil {
 		if errors.Is(err, ErrConflict) {
-			return true, nil // someone else wrote first; re-read and go on
+			return true, nil
 		}
 		return false, err
 	}
@@ -469,5 +536,5 @@ func (r *Reconciler) write(ctx context.Context, e Environment, rev uint64, a Aud
 	}
 	r.announce(e, a)
 	r.log.Info("environment", "env", e.Name, "action", a.Action, "from", a.From, "to", a.To)
-	return !e.State.Terminal(), nil
+	return false, nil
 }

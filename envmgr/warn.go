@@ -31,7 +31,7 @@ func (r *Reconciler) warn(ctx context.Context, e Environment, rev uint64, due Du
 		detail += fmt.Sprintf(" (%d earlier warning(s) not sent: their time passed while this one was also due)", len(due.Skip))
 	}
 	_ = r.store.AppendAudit(ctx, AuditRecord{Env: e.Name, At: r.now().UTC(), Actor: "reconciler", Action: "warning", From: e.State, Detail: detail})
-	ev := Event{Kind: EventWarning, Env: e.Name, Owner: e.Owner, At: r.now().UTC(), State: e.State, Deadline: e.ExpiresAt, Before: before,
+	ev := Event{Kind: EventWarning, Env: e.Name, Owner: e.Owner, PRNumber: e.PRNumber, At: r.now().UTC(), State: e.State, Deadline: e.ExpiresAt, Before: before,
 		Why: fmt.Sprintf("its TTL of %dh ends then", e.TTLHours)}
 	if r.Notify == nil {
 		r.markSent(ctx, e.Name, w) // audited above: that is the warning
@@ -88,7 +88,7 @@ func (r *Reconciler) announce(e Environment, a AuditRecord) {
 	if r.Notify == nil || a.Action != "transition" || a.From == a.To {
 		return
 	}
-	ev := Event{Env: e.Name, Owner: e.Owner, At: a.At, State: e.State, Deadline: e.ExpiresAt}
+	ev := Event{Env: e.Name, Owner: e.Owner, PRNumber: e.PRNumber, At: a.At, State: e.State, Deadline: e.ExpiresAt}
 	switch a.To {
 	case StateReady:
 		ev.Kind = EventReady
@@ -107,7 +107,7 @@ func (r *Reconciler) announce(e Environment, a AuditRecord) {
 			ev.RetryAt = e.RetryAt
 		}
 	default:
-		return
+		ev.Kind = EventChanged
 	}
 	r.Notify.Notify(ev, nil)
 }

@@ -234,12 +234,13 @@ const (
 	ObserverInbox = "_INBOX_paddock_observer"
 )
 
-// ManagerUser is the environment manager: JetStream (its store and audit
-// log), its own inbox, the nodes' heartbeats and the feed's health and
-// snapshot subjects (what it asks the feed), and the environments' subjects.
+// ManagerUser is the environment manager: JetStream (its store, audit log
+// and the pull-request integration's work queue), its own inbox, the nodes'
+// heartbeats and the feed's health and snapshot subjects (what it asks the
+// feed), and the environments' subjects.
 func ManagerUser() User {
 	return User{Name: "envmgr",
-		Pub: []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "paddock.audit.>", proto.SnapshotPrefix + ".>", "env.>"},
+		Pub: []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "paddock.audit.>", "paddock.github.>", proto.SnapshotPrefix + ".>", "env.>"},
 		Sub: []string{ManagerInbox + ".>", "env.>", proto.HealthPrefix + ".>"}}
 }
 

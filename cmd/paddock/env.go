@@ -93,6 +93,8 @@ type envFlags struct {
 	file, branch, sha  *string
 	pr, hours          *int
 	wait, clean        *bool
+	repo               *string
+	update             *bool
 	timeout            *time.Duration
 }
 
@@ -123,6 +125,8 @@ func newEnvFlags(cmd string, stderr io.Writer) *envFlags {
 	switch cmd {
 	case "up":
 		f.sha = f.fs.String("sha", "", "commit SHA the spec comes from")
+		f.repo = f.fs.String("repo", "", "owner/name: build the strategy from this GitHub repository at -sha (integration tokens; CI mode)")
+		f.update = f.fs.Bool("update", false, "if the environment exists, move it to -sha (CI mode's push) instead of refusing")
 	case "extend":
 		f.hours = f.fs.Int("hours", 24, "extend by this many hours (1 to 720)")
 	case "orphans":
@@ -137,7 +141,7 @@ func newEnvFlags(cmd string, stderr io.Writer) *envFlags {
 }
 
 var envSynopsis = map[string]string{
-	"validate": "validate [-f .dev-env.yaml] [-pr N] [-branch B] [-o table|json]", "up": "up [-f .dev-env.yaml] [-wait] [-pr N] [-branch B] [-sha S]",
+	"validate": "validate [-f .dev-env.yaml] [-pr N] [-branch B] [-o table|json]", "up": "up [-f .dev-env.yaml] [-wait] [-pr N] [-branch B] [-sha S] [-repo OWNER/NAME] [-update]",
 	"ls": "ls [-o table|json]", "show": "show NAME [-o table|json]", "extend": "extend NAME [-hours 24]",
 	"approve": "approve NAME", "refuse": "refuse NAME", "stop": "stop NAME [-wait]", "start": "start NAME [-wait]",
 	"down": "down NAME [-wait]", "token-hash": "token-hash TOKEN", "orphans": "orphans [-clean] [-o table|json]",
@@ -233,8 +237,14 @@ func runEnv(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return exitError{exitUsage, err}
 		}
-		e, err := c.Create(ctx, api.CreateBody{SpecYAML: string(raw), PRNumber: *f.pr, Branch: *f.branch, CommitSHA: *f.sha})
-		if err != nil {
+		body := api.CreateBody{SpecYAML: string(raw), PRNumber: *f.pr, Branch: *f.branch, CommitSHA: *f.sha, Repo: *f.repo}
+		e, err := c.Create(ctx, body)
+		var se *api.StatusError
+		if errors.As(err, &se) && se.Status == http.StatusConflict && *f.update {
+			if e, err = upUpdate(ctx, c, raw, body, *f.timeout, *f.wait); err != nil {
+				return err
+			}
+		} else if err != nil {
 			return classify(err)
 		}
 		if p := e.PendingTTL; p != nil && *f.out == "table" {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/paddockhq/paddock/envmgr/github"
+
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/slack"
 	"github.com/paddockhq/paddock/envmgr/spec"
@@ -44,6 +46,7 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 	auditAge := fs.Duration("audit-max-age", defaultAuditMaxAge, "keep audit records at most this long (0: forever)")
 	auditBytes := fs.Int64("audit-max-bytes", defaultAuditMaxBytes, "keep at most this many bytes of audit records, oldest dropped first (0: unlimited)")
 	auditPerEnv := fs.Int64("audit-max-per-env", defaultAuditMaxPerEnv, "keep at most this many audit records per environment (0: unlimited)")
+	githubFile := fs.String("github", envDefault("PADDOCK_GITHUB", ""), "pull-request integration YAML: webhook secret, app or token, repos (see README) [PADDOCK_GITHUB]")
 	lifecycleFile := fs.String("lifecycle", envDefault("PADDOCK_LIFECYCLE", ""), "lifecycle YAML: expiry warnings, Slack notifications and slash command, node grace, orphan sweeper (see README) [PADDOCK_LIFECYCLE]")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -71,6 +74,12 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return err
 		}
 	}
+	var ghCfg *github.Config
+	if *githubFile != "" {
+		if ghCfg, err = loadGitHub(*githubFile); err != nil {
+			return err
+		}
+	}
 	var awsCfg *aws.Config
 	if *awsFile != "" {
 		if awsCfg, err = loadAWSConfig(*awsFile); err != nil {
@@ -78,7 +87,7 @@ func runEnvmgr(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 	}
 	return daemon.Run(ctx, daemon.Config{AWS: awsCfg, NATSURL: *natsURL, NATSCreds: *creds, Listen: *listen, StateDir: *stateDir, Tokens: t, ReconcileEvery: *every, AuthDir: *authDir, Replicas: *replicas, SourceDir: *source,
-		AuditMaxAge: *auditAge, AuditMaxBytes: *auditBytes, AuditMaxPerEnv: *auditPerEnv, Workers: *workers, Lifecycle: lc}, log,
+		AuditMaxAge: *auditAge, AuditMaxBytes: *auditBytes, AuditMaxPerEnv: *auditPerEnv, Workers: *workers, Lifecycle: lc, GitHub: ghCfg}, log,
 		func(s daemon.Started) { fmt.Fprintf(stderr, "environment manager API on %s\n", s.APIURL) })
 }
 
@@ -205,4 +214,20 @@ func loadLifecycle(path string) (daemon.Lifecycle, error) {
 	}
 	return daemon.Lifecycle{WarnBefore: f.WarnBefore, DestroyRetryMin: f.DestroyRetry.Min, DestroyRetryMax: f.DestroyRetry.Max,
 		NodeGrace: f.NodeGrace, Notify: f.Notifications, OrphanGrace: f.Orphans.Grace, OrphanEvery: f.Orphans.Every}, nil
+}
+
+// loadGitHub reads the -github file (github.Config; its secrets are read
+// and checked when the manager starts).
+func loadGitHub(path string) (*github.Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c github.Config
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
 }

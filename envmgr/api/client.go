@@ -29,6 +29,13 @@ type Client struct {
 	Via string
 }
 
+// Update moves an environment to a new commit (integration and admin
+// tokens).
+func (c *Client) Update(ctx context.Context, name string, b CreateBody) (envmgr.Environment, error) {
+	var e envmgr.Environment
+	return e, c.do(ctx, "POST", "/v1/environments/"+name+"/update", b, &e)
+}
+
 // Orphans is the sweeper's dry run (admins only).
 func (c *Client) Orphans(ctx context.Context) (sweep.Report, error) {
 	var rep sweep.Report

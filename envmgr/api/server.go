@@ -71,6 +71,9 @@ type Options struct {
 	// the bearer-token authentication: Slack signs its requests, and the
 	// handler verifies the signature.
 	SlackCommand http.Handler
+	// GitHubWebhook, when set, serves POST /v1/github/webhook, likewise
+	// authenticated by GitHub's signature (X-Hub-Signature-256).
+	GitHubWebhook http.Handler
 }
 
 // Orphans is the orphan sweeper as the API uses it (*sweep.Sweeper).
@@ -118,6 +121,7 @@ func New(mgr *envmgr.Manager, store envmgr.Store, tokens *Tokens, connect Connec
 	s.handle("POST /v1/environments/{name}/stop", s.stop)
 	s.handle("POST /v1/environments/{name}/start", s.start)
 	s.handle("POST /v1/environments/{name}/extend", s.extend)
+	s.handle("POST /v1/environments/{name}/update", s.update)
 	s.handle("POST /v1/environments/{name}/approve", s.approve)
 	s.handle("POST /v1/environments/{name}/refuse", s.refuse)
 	s.handle("GET /v1/environments/{name}/events", s.events)
@@ -128,6 +132,9 @@ func New(mgr *envmgr.Manager, store envmgr.Store, tokens *Tokens, connect Connec
 	}
 	if o.SlackCommand != nil {
 		s.mux.Handle("POST /v1/slack/command", o.SlackCommand)
+	}
+	if o.GitHubWebhook != nil {
+		s.mux.Handle("POST /v1/github/webhook", o.GitHubWebhook)
 	}
 	return s
 }
@@ -335,6 +342,10 @@ type CreateBody struct {
 	PRNumber  int    `json:"pr_number,omitempty"`
 	Branch    string `json:"branch,omitempty"`
 	CommitSHA string `json:"commit_sha,omitempty"`
+	// Repo (owner/name): the strategy is built from this repository at
+	// CommitSHA (the pull-request integration's tokens only; the manager
+	// needs its GitHub configuration to fetch it).
+	Repo string `json:"repo,omitempty"`
 }
 
 // decode reads a request body by the one rule (internal/jsonbody). A body
@@ -348,12 +359,28 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, who envmgr.Actor
 	if err := decode(r, &b); err != nil {
 		return err
 	}
-	e, err := s.mgr.Create(r.Context(), who, envmgr.CreateRequest{SpecYAML: []byte(b.SpecYAML), PRNumber: b.PRNumber, Branch: b.Branch, CommitSHA: b.CommitSHA})
+	e, err := s.mgr.Create(r.Context(), who, envmgr.CreateRequest{SpecYAML: []byte(b.SpecYAML), PRNumber: b.PRNumber, Branch: b.Branch,
+		CommitSHA: b.CommitSHA, Repo: b.Repo})
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", "/v1/environments/"+e.Name)
 	writeJSON(w, http.StatusCreated, e)
+	return nil
+}
+
+// update moves an environment to a new commit (the integration and admins:
+// CI mode's push).
+func (s *Server) update(w http.ResponseWriter, r *http.Request, who envmgr.Actor) error {
+	var b CreateBody
+	if err := decode(r, &b); err != nil {
+		return err
+	}
+	e, err := s.mgr.Update(r.Context(), who, r.PathValue("name"), envmgr.CreateRequest{SpecYAML: []byte(b.SpecYAML), Branch: b.Branch, CommitSHA: b.CommitSHA})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, e)
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/paddockhq/paddock/envmgr/api"
 	"github.com/paddockhq/paddock/envmgr/aws"
 	"github.com/paddockhq/paddock/envmgr/catalog"
+	"github.com/paddockhq/paddock/envmgr/github"
 	"github.com/paddockhq/paddock/envmgr/local"
 	"github.com/paddockhq/paddock/envmgr/natskv"
 	"github.com/paddockhq/paddock/envmgr/slack"
@@ -75,6 +76,12 @@ type Config struct {
 	// Lifecycle: expiry warnings, notifications, the slash command, the
 	// nodes' dead man's switch and the orphan sweeper.
 	Lifecycle Lifecycle
+	// GitHub, when set, runs the pull-request integration: its webhook at
+	// /v1/github/webhook, one comment and a commit status per PR.
+	GitHub *github.Config
+	// GitHubTransport carries the integration's API calls (tests: to a
+	// stand-in); nil is the default transport.
+	GitHubTransport http.RoundTripper
 }
 
 // Lifecycle configures the humane and reliable end of environments.
@@ -157,11 +164,21 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 			r.Enqueue(name)
 		}
 	}
-	prov, srcs, closeProv, err := newProvisioner(ctx, c, nc, store, auth, hub, wakeUp, log)
+	// The pull-request integration's commit trees, for the local
+	// provisioner (bound once the integration exists, below).
+	var integ atomic.Pointer[github.Integration]
+	sourceFor := func(ctx context.Context, e envmgr.Environment) (string, error) {
+		if g := integ.Load(); g != nil {
+			return g.Sources.For(ctx, e)
+		}
+		return "", nil
+	}
+	pv, err := newProvisioner(ctx, c, nc, store, auth, hub, wakeUp, sourceFor, log)
 	if err != nil {
 		return err
 	}
-	defer closeProv()
+	prov, srcs := pv.prov, pv.srcs
+	defer pv.close()
 
 	mgr := envmgr.NewManager(store, nil, log)
 	if !c.NoFeedCheck {
@@ -180,7 +197,8 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	rec.Lifecycle = envmgr.Lifecycle{WarnBefore: c.Lifecycle.WarnBefore, RetryMin: c.Lifecycle.DestroyRetryMin, RetryMax: c.Lifecycle.DestroyRetryMax}
 	reg := newRegistry(rec, store)
 	var slackCmd http.Handler
-	var bg sync.WaitGroup // the notifier and the sweeper
+	var notifiers envmgr.Notifiers
+	var bg sync.WaitGroup // the notifiers, the GitHub worker and the sweeper
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stopBG(); bg.Wait() }()
 	if n := c.Lifecycle.Notify; n != nil {
@@ -188,8 +206,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		if err != nil {
 			return err
 		}
-		rec.Notify = notifier
-		mgr.SetNotifier(notifier)
+		notifiers = append(notifiers, notifier)
 		cmd, err := slack.NewCommand(*n, mgr, store, nil, log)
 		switch {
 		case errors.Is(err, slack.ErrNoSecret):
@@ -207,6 +224,29 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 		// deferred stopBG), so that the last transitions' notices are sent.
 		bg.Go(func() { _ = notifier.Run(bgCtx) })
 	}
+	var hook http.Handler
+	if c.GitHub != nil {
+		g, err := github.New(ctx, *c.GitHub, nc, mgr, store, c.Replicas, github.Options{Log: log, Metrics: github.NewMetrics(reg),
+			Transport: c.GitHubTransport, SourceDir: filepath.Join(c.StateDir, "github", "src")})
+		if err != nil {
+			return err
+		}
+		if pv.keyPath != nil {
+			g.NodeInfo = func(e envmgr.Environment) string {
+				return "in `" + pv.keyPath(e.Name) + "` on the manager's host (`paddock env show " + e.Name + "`)"
+			}
+		}
+		integ.Store(g)
+		if g.Webhook() {
+			hook = g
+		}
+		notifiers = append(notifiers, g)
+		bg.Go(func() { _ = g.Run(bgCtx) })
+	}
+	if len(notifiers) > 0 {
+		rec.Notify = notifiers
+		mgr.SetNotifier(notifiers)
+	}
 	warnings := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "paddock_envmgr_warnings_total",
 		Help: "Expiry warnings by result: claimed (recorded, to be sent), sent (delivered), failed (given up; claimed again after the lease)."}, []string{"result"})
 	reg.MustRegister(warnings)
@@ -220,7 +260,7 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	}
 	apiSrv := api.New(mgr, store, c.Tokens, api.ConnectInfo{NATSURL: c.NATSURL}, log, api.Options{
 		Metrics: api.NewMetrics(reg), Health: store, MetricsHandler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}),
-		Orphans: sw, SlackCommand: slackCmd})
+		Orphans: sw, SlackCommand: slackCmd, GitHubWebhook: hook})
 	apiSrv.SetProgress(hub)
 	srv := &http.Server{Handler: apiSrv, ReadHeaderTimeout: 5 * time.Second, MaxHeaderBytes: 64 << 10}
 	httpDone := make(chan error, 1)
@@ -283,16 +323,26 @@ func (c *byState) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// provisioned is the configured provisioner with what the rest of the
+// manager needs of it.
+type provisioned struct {
+	prov  envmgr.Provisioner
+	srcs  []sweep.Source // what the orphan sweeper inventories
+	close func()         // stops what must stop at shutdown
+	// keyPath says where a local node's API key file is (nil elsewhere).
+	keyPath func(name string) string
+}
+
 // newProvisioner builds the configured provisioner: AWS when c.AWS is set,
 // else local processes. Both get paddock's NATS-credential policy
 // (natsauth.Issuer) when NATS runs in operator mode. srcs are what the
 // orphan sweeper inventories. closeProv stops what it must at shutdown (a
 // local manager's nodes, recorded stopped).
 func newProvisioner(ctx context.Context, c Config, nc *nats.Conn, store *natskv.Store, auth *natsauth.Authority, hub *envmgr.ProgressHub,
-	wake func(string), log *slog.Logger) (prov envmgr.Provisioner, srcs []sweep.Source, closeProv func(), err error) {
+	wake func(string), sourceFor func(context.Context, envmgr.Environment) (string, error), log *slog.Logger) (_ provisioned, err error) {
 	var issuer *natsauth.Issuer
 	closers := []func(){}
-	closeProv = func() {
+	closeProv := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
@@ -300,7 +350,7 @@ func newProvisioner(ctx context.Context, c Config, nc *nats.Conn, store *natskv.
 	if auth != nil {
 		sys, err := nats.Connect(c.NATSURL, nats.Name("paddock-envmgr-sys"), nats.UserCredentials(filepath.Join(c.AuthDir, natsauth.SystemCredsFile)))
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("connect as the system user: %w", err)
+			return provisioned{}, fmt.Errorf("connect as the system user: %w", err)
 		}
 		closers = append(closers, sys.Close)
 		issuer = natsauth.NewIssuer(auth, sys)
@@ -332,21 +382,25 @@ func newProvisioner(ctx context.Context, c Config, nc *nats.Conn, store *natskv.
 		ap, err := aws.New(ctx, ac, nc, hub)
 		if err != nil {
 			closeProv()
-			return nil, nil, nil, err
+			return provisioned{}, err
 		}
 		closers = append(closers, ap.Close)
-		return ap, []sweep.Source{ap, ap.Terraform()}, closeProv, nil
+		return provisioned{prov: ap, srcs: []sweep.Source{ap, ap.Terraform()}, close: closeProv}, nil
 	}
 	lc := local.Config{StateDir: filepath.Join(c.StateDir, "envs"), NATSURL: c.NATSURL, Command: c.NodeCommand, Logger: log,
 		SourceDir: c.SourceDir, USDRates: c.USDRates, FeedStaleSeconds: c.FeedStaleSeconds, ReadyTimeout: c.NodeReadyTimeout, Wake: wake,
-		DeadlineGrace: c.Lifecycle.NodeGrace}
+		DeadlineGrace: c.Lifecycle.NodeGrace, SourceFor: sourceFor, Audit: func(ctx context.Context, r envmgr.AuditRecord) {
+			if err := store.AppendAudit(ctx, r); err != nil {
+				log.Error("audit write failed", "env", r.Env, "err", err)
+			}
+		}}
 	if issuer != nil {
 		lc.Issuer = issuer
 	}
 	lp, err := local.New(lc)
 	if err != nil {
 		closeProv()
-		return nil, nil, nil, err
+		return provisioned{}, err
 	}
 	// Nodes are stopped when the manager stops, so nothing is left behind;
 	// their environments are recorded stopped (desired running), and a
@@ -359,7 +413,7 @@ func newProvisioner(ctx context.Context, c Config, nc *nats.Conn, store *natskv.
 			log.Warn("record stopped nodes", "component", "envmgr", "err", err)
 		}
 	})
-	return lp, []sweep.Source{lp}, closeProv, nil
+	return provisioned{prov: lp, srcs: []sweep.Source{lp}, close: closeProv, keyPath: lp.APIKeyPath}, nil
 }
 
 // newRegistry is the manager's /metrics: build info, the Go runtime, the

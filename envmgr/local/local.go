@@ -70,6 +70,13 @@ type Config struct {
 	// DeadlineGrace is how long a node outlives its environment's deadline
 	// when no extension arrives (the dead man's switch; default 15m).
 	DeadlineGrace time.Duration
+	// SourceFor, when set, names the source checkout of one environment (a
+	// pull request's environment is built from its commit's tree); "" uses
+	// SourceDir.
+	SourceFor func(ctx context.Context, e envmgr.Environment) (string, error)
+	// Audit, when set, records each strategy build's artifact digest, so
+	// that PR -> commit -> artifact -> node is one traceable chain.
+	Audit func(ctx context.Context, r envmgr.AuditRecord)
 }
 
 // Issuer mints and revokes the NATS users of environments
@@ -198,11 +205,28 @@ func ensureKey(path string) error {
 
 // strategy resolves the declared strategy against SourceDir: a directory
 // of Go code is built into the node's directory, an executable runs as is.
-func (p *Provisioner) strategy(ctx context.Context, name string, s *spec.Spec) (*sandbox.StrategyConfig, error) {
+func (p *Provisioner) strategy(ctx context.Context, e envmgr.Environment, s *spec.Spec, dir string) (*sandbox.StrategyConfig, error) {
+	name := e.Name
 	src := p.source()
+	src.Dir = dir
 	bin, err := src.Strategy(ctx, s.Strategy.Binary, filepath.Join(p.dir(name), "strategy"), artifact.Target{})
 	if err != nil {
 		return nil, err
+	}
+	if p.cfg.Audit != nil {
+		sum, err := artifact.SHA256(bin)
+		if err != nil {
+			return nil, err
+		}
+		from := "the source directory"
+		if e.CommitSHA != "" {
+			from = "commit " + e.CommitSHA
+			if e.Repo != "" {
+				from = e.Repo + "@" + e.CommitSHA
+			}
+		}
+		p.cfg.Audit(ctx, envmgr.AuditRecord{Env: name, At: time.Now().UTC(), Actor: "provisioner", Action: "artifact", CommitSHA: e.CommitSHA,
+			Detail: fmt.Sprintf("strategy %s built from %s: sha256 %s", s.Strategy.Binary, from, sum)})
 	}
 	c := &sandbox.StrategyConfig{Command: []string{bin}, Dir: p.dir(name)}
 	if s.Strategy.Config != "" {
@@ -293,8 +317,18 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 			return "", fmt.Errorf("provision %s: %w", e.Name, err)
 		}
 	}
-	if p.cfg.SourceDir != "" {
-		st, err := p.strategy(ctx, e.Name, s)
+	srcDir := p.cfg.SourceDir
+	if p.cfg.SourceFor != nil {
+		dir, err := p.cfg.SourceFor(ctx, e)
+		if err != nil {
+			return "", fmt.Errorf("provision %s: source of %s at %s: %w", e.Name, e.Repo, e.CommitSHA, err)
+		}
+		if dir != "" {
+			srcDir = dir
+		}
+	}
+	if srcDir != "" {
+		st, err := p.strategy(ctx, e, s, srcDir)
 		if err != nil {
 			return "", fmt.Errorf("provision %s: strategy: %w", e.Name, err)
 		}

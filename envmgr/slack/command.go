@@ -193,7 +193,13 @@ func (c *Command) run(ctx context.Context, w http.ResponseWriter, form url.Value
 		}
 		hours = h
 	}
-	e, err := c.ext.Extend(ctx, envmgr.Actor{Name: owner, Via: "slack"}, name, hours)
+	var e envmgr.Environment
+	var err error
+	for n := 0; n < 10; n++ { // a loss to a concurrent write (a node's health) is retried
+		if e, err = c.ext.Extend(ctx, envmgr.Actor{Name: owner, Via: "slack"}, name, hours); !errors.Is(err, envmgr.ErrConflict) {
+			break
+		}
+	}
 	switch {
 	case errors.Is(err, envmgr.ErrNotFound):
 		reply(w, fmt.Sprintf("You have no environment called `%s` (an environment of someone else's cannot be extended by you).", name))

@@ -206,6 +206,12 @@ func New(cfg Config, o Options) (*Notifier, error) {
 // Notify queues ev. A full queue refuses it at once (counted; done hears
 // the error), so that the lifecycle never waits on a receiver.
 func (n *Notifier) Notify(ev envmgr.Event, done func(error)) {
+	if ev.Kind == envmgr.EventChanged {
+		if done != nil {
+			done(nil) // not news for a person: the states in between are the PR comment's
+		}
+		return
+	}
 	select {
 	case n.q <- item{ev: ev, done: done, queued: n.clock.Now()}:
 		n.metrics.queued.Inc()

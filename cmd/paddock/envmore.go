@@ -6,7 +6,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
+	"github.com/paddockhq/paddock/envmgr/spec"
 	"github.com/paddockhq/paddock/envmgr/sweep"
 )
 
@@ -63,4 +65,31 @@ func orphans(ctx context.Context, c *api.Client, clean bool, emit func(any, func
 		return exitError{exitRefused, fmt.Errorf("%d orphan(s) could not be deleted", len(rep.Failed))}
 	}
 	return nil
+}
+
+// upUpdate moves an existing environment to the new commit (`env up
+// -update`, CI mode's push) and, with wait, follows it until the node runs
+// that commit.
+func upUpdate(ctx context.Context, c *api.Client, raw []byte, body api.CreateBody, timeout time.Duration, wait bool) (envmgr.Environment, error) {
+	s, err := spec.Parse(raw, spec.Options{PRNumber: body.PRNumber, Branch: body.Branch, TTLApproved: true})
+	if err != nil {
+		return envmgr.Environment{}, exitError{exitRefused, err}
+	}
+	e, err := c.Update(ctx, s.Name, body)
+	if err != nil {
+		return e, classify(err)
+	}
+	if !wait {
+		return e, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_ = c.Watch(ctx, s.Name, func(x envmgr.Environment) bool {
+		e = x
+		return !(x.DeployedSHA == body.CommitSHA || x.State == envmgr.StateFailed)
+	})
+	if e.DeployedSHA != body.CommitSHA {
+		return e, exitError{exitRefused, fmt.Errorf("%s did not move to %s: %s %s", s.Name, body.CommitSHA, e.State, e.Reason)}
+	}
+	return e, nil
 }
