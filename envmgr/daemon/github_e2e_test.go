@@ -354,6 +354,21 @@ func TestPullRequestEnvironments(t *testing.T) {
 	if cs := g.gh.paddockComments(2); len(cs) != 1 {
 		t.Fatalf("%d paddock comments on #2 at the end", len(cs))
 	}
+	// The states were edited into the one comment: coming up, up, stopped,
+	// destroyed (a state that lasts less than the worker's turn may be
+	// rendered as the one after it: the comment shows the record as it is).
+	g.gh.mu.Lock()
+	history := strings.Join(g.gh.history[2], "\n")
+	g.gh.mu.Unlock()
+	said := func(st string) bool { return strings.Contains(history, "paddock environment `pr-2`: "+st) }
+	if !said("requested") && !said("provisioning") {
+		t.Error("the comment never said the environment was coming up")
+	}
+	for _, st := range []string{"degraded", "stopped", "destroyed"} {
+		if !said(st) {
+			t.Errorf("the comment never said %s", st)
+		}
+	}
 	g.gh.mu.Lock()
 	var states []string
 	for _, s := range g.gh.statuses {

@@ -32,6 +32,7 @@ type ghStandIn struct {
 	nextID      int64
 	creates     map[int]int
 	edits       map[int]int
+	history     map[int][]string // every body a PR's comments had, in order
 	statuses    []ghStatus
 	reactions   []string // "<comment id>:<content>"
 	perms       map[string]string
@@ -50,7 +51,7 @@ type ghStatus struct{ SHA, State, Description, Context string }
 
 func newGHStandIn(t *testing.T) *ghStandIn {
 	g := &ghStandIn{t: t, repo: t.TempDir(), comments: map[int][]*ghComment{}, creates: map[int]int{}, edits: map[int]int{},
-		perms: map[string]string{}, prs: map[int]map[string]any{}, nextID: 1000}
+		perms: map[string]string{}, prs: map[int]map[string]any{}, nextID: 1000, history: map[int][]string{}}
 	g.git("init", "-q", "-b", "main")
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /repos/{o}/{r}/contents/{path...}", g.contents)
@@ -95,6 +96,7 @@ func newGHStandIn(t *testing.T) *ghStandIn {
 		c.ID, c.PR = g.nextID, n
 		g.comments[n] = append(g.comments[n], &c)
 		g.creates[n]++
+		g.history[n] = append(g.history[n], c.Body)
 		g.mu.Unlock()
 		w.WriteHeader(http.StatusCreated)
 		writeJSONResp(w, c)
@@ -111,6 +113,7 @@ func newGHStandIn(t *testing.T) *ghStandIn {
 		g.mu.Lock()
 		c.Body = in.Body
 		g.edits[c.PR]++
+		g.history[c.PR] = append(g.history[c.PR], c.Body)
 		g.mu.Unlock()
 		writeJSONResp(w, c)
 	})
