@@ -79,7 +79,10 @@ func (s Source) Strategy(ctx context.Context, rel, out string, target Target) (s
 		}
 		return src, nil
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, ".")
+	// -trimpath and -buildvcs=false: the same tree gives the same binary
+	// wherever it is checked out (a PR commit's tarball or a clone), so its
+	// SHA-256 names the code.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-o", out, ".")
 	cmd.Dir = src
 	cmd.Env = BuildEnv()
 	if target.GOOS != "" {

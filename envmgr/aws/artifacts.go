@@ -46,7 +46,12 @@ func newS3(cfg sdkaws.Config, endpoint string) *s3.Client {
 // object already stored under its digest is not uploaded again: the key is
 // the content.
 func (p *Provisioner) uploadStrategy(ctx context.Context, name string, s *spec.Spec) (*strategyArtifact, error) {
-	src := artifact.Source{Dir: p.cfg.SourceDir, StateDir: p.cfg.StateDir}
+	return p.uploadStrategyFrom(ctx, name, s, p.cfg.SourceDir)
+}
+
+// uploadStrategyFrom builds and uploads the strategy from the checkout dir.
+func (p *Provisioner) uploadStrategyFrom(ctx context.Context, name string, s *spec.Spec, srcDir string) (*strategyArtifact, error) {
+	src := artifact.Source{Dir: srcDir, StateDir: p.cfg.StateDir}
 	dir := filepath.Join(p.cfg.Terraform.StateDir, "artifacts", name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err

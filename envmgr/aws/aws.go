@@ -48,6 +48,9 @@ type Config struct {
 	InstanceType  string // default c6i.2xlarge (the module's)
 	PaddockURL    string // the node binary's artifact
 	PaddockSHA256 string
+	// SourceFor, when set, names one environment's source checkout (a pull
+	// request's commit tree); "" uses SourceDir.
+	SourceFor func(ctx context.Context, e envmgr.Environment) (string, error)
 	// SourceDir is the checkout strategy paths are relative to, StateDir
 	// the manager's (which a strategy path must not reach into).
 	SourceDir, StateDir string
@@ -241,9 +244,23 @@ func (p *Provisioner) Provision(ctx context.Context, e envmgr.Environment, s *sp
 			return "", err
 		}
 	}
-	art, err := p.uploadStrategy(ctx, e.Name, s)
+	srcDir, from := p.cfg.SourceDir, "the source directory"
+	if p.cfg.SourceFor != nil {
+		dir, err := p.cfg.SourceFor(ctx, e)
+		if err != nil {
+			return "", fmt.Errorf("provision %s: source of %s at %s: %w", e.Name, e.Repo, e.CommitSHA, err)
+		}
+		if dir != "" {
+			srcDir, from = dir, e.Repo+"@"+e.CommitSHA
+		}
+	}
+	art, err := p.uploadStrategyFrom(ctx, e.Name, s, srcDir)
 	if err != nil {
 		return "", fmt.Errorf("provision %s: strategy: %w", e.Name, err)
+	}
+	if p.cfg.Terraform.Audit != nil {
+		p.cfg.Terraform.Audit(ctx, envmgr.AuditRecord{Env: e.Name, At: time.Now().UTC(), Actor: "provisioner", Action: "artifact", CommitSHA: e.CommitSHA,
+			Detail: fmt.Sprintf("strategy %s built from %s: sha256 %s (%s)", s.Strategy.Binary, from, art.sha, ArtifactURI(p.cfg.ArtifactBucket, art.sha))})
 	}
 	p.progress(e.Name, fmt.Sprintf("strategy %s stored as s3://%s/%s", s.Strategy.Binary, p.cfg.ArtifactBucket, artifactKey(art.sha)), 0)
 	p.artMu.Lock()

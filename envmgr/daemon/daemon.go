@@ -361,6 +361,7 @@ func newProvisioner(ctx context.Context, c Config, nc *nats.Conn, store *natskv.
 		if ac.DeadlineGrace == 0 {
 			ac.DeadlineGrace = c.Lifecycle.NodeGrace
 		}
+		ac.SourceFor = sourceFor
 		ac.USDRates, ac.FeedStaleSeconds = c.USDRates, c.FeedStaleSeconds
 		if ac.SourceDir == "" {
 			ac.SourceDir = c.SourceDir

@@ -304,6 +304,18 @@ func TestPullRequestEnvironments(t *testing.T) {
 		t.Fatalf("reactions %s", reactions)
 	}
 
+	// An invalid .dev-env.yaml: the comment has env validate's errors, with
+	// their lines.
+	bad := g.gh.commit(map[string]string{".dev-env.yaml": strings.Replace(prSpec, "max_drawdown_pct: 5", "max_drawdown_pct: lots", 1)})
+	g.deliver("pull_request", "", g.pr("pull_request_opened.payload.json", 5, bad, false, "Codertocat/Hello-World", "Codertocat", nil), true)
+	g.waitFor("the invalid spec's comment", func() bool {
+		b := g.gh.body(5)
+		return strings.Contains(b, "is invalid") && strings.Contains(b, ".dev-env.yaml: line 4") && strings.Contains(b, "max_drawdown_pct")
+	})
+	if _, ok := g.env("pr-5"); ok {
+		t.Fatal("an invalid spec was provisioned")
+	}
+
 	// Draft and fork PRs are not provisioned; a fork's author cannot start
 	// it, a maintainer can.
 	if code, _ := g.deliver("pull_request", "", g.pr("pull_request_opened.payload.json", 3, sha, true, "Codertocat/Hello-World", "Codertocat", nil), true); code != 202 {
