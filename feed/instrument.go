@@ -55,6 +55,7 @@ type Instrument struct {
 	book     book.Book
 	inSync   bool
 	lastID   uint64 // exchange update id the book is at
+	lastTime Times  // the times of the last book update applied
 	venueSeq uint64 // the venue's own sequence at lastID (Bybit's seq), 0 = none
 	seqTrade uint64
 	seqBook  uint64
@@ -147,7 +148,7 @@ func (in *Instrument) ApplyDelta(t Times, firstID, lastID, venueSeq uint64, bids
 		in.metrics.crossed.Inc()
 		return ErrCrossed
 	}
-	in.lastID, in.venueSeq = lastID, venueSeq
+	in.lastID, in.venueSeq, in.lastTime = lastID, venueSeq, t
 	d := proto.BookDelta{FirstUpdateID: firstID, LastUpdateID: lastID, Bids: bids, Asks: asks, VenueSeq: venueSeq}
 	in.seqBook++
 	h := in.header(in.seqBook, t)
@@ -174,7 +175,7 @@ func (in *Instrument) LoadSnapshot(t Times, updateID, venueSeq uint64, bids, ask
 		in.metrics.crossed.Inc()
 		return ErrCrossed
 	}
-	in.inSync, in.lastID, in.venueSeq = true, updateID, venueSeq
+	in.inSync, in.lastID, in.venueSeq, in.lastTime = true, updateID, venueSeq, t
 	in.synced.Store(true)
 	in.seqBook++
 	if err := in.appendSnapshot(in.header(in.seqBook, t), updateID); err != nil {
@@ -217,6 +218,25 @@ func (in *Instrument) Reset(t Times, reason proto.ResetReason) {
 	h := in.header(in.seqBook, t)
 	in.buf, _ = proto.AppendReset(in.buf[:0], &h, &proto.Reset{Reason: reason, LastUpdateID: in.lastID})
 	in.publish(in.subjBook, in.metrics.resets, t)
+}
+
+// Checkpoint publishes the whole book as a BookSnapshot on the orderbook
+// subject (a subscriber replaces its book with it, SPEC section 6), so that
+// a recording can be replayed from any instant without reading the day
+// from its start. Its times are the last update's: the book is that
+// instant's. A book not in sync publishes nothing.
+func (in *Instrument) Checkpoint() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.inSync {
+		return
+	}
+	in.seqBook++
+	if err := in.appendSnapshot(in.header(in.seqBook, in.lastTime), in.lastID); err != nil {
+		in.seqBook--
+		return
+	}
+	in.publish(in.subjBook, in.metrics.checkpoints, Times{})
 }
 
 // InSync reports whether the book is in sync with the exchange.

@@ -140,6 +140,7 @@ func (vm *VenueMetrics) ParseError(reason string) {
 // instrumentMetrics are one instrument's resolved handles.
 type instrumentMetrics struct {
 	trades, bbos, deltas, snapshots, resets prometheus.Counter
+	checkpoints                             prometheus.Counter
 	publishErrors                           prometheus.Counter
 	latency                                 prometheus.Observer
 	Gaps, Resyncs, Restarts, TradeGaps      prometheus.Counter
@@ -153,6 +154,7 @@ func (m *Metrics) forInstrument(venue, inst string) *instrumentMetrics {
 		bbos:            m.published.WithLabelValues(venue, inst, "bbo"),
 		deltas:          m.published.WithLabelValues(venue, inst, "book_delta"),
 		snapshots:       m.published.WithLabelValues(venue, inst, "book_snapshot"),
+		checkpoints:     m.published.WithLabelValues(venue, inst, "book_checkpoint"),
 		resets:          m.published.WithLabelValues(venue, inst, "reset"),
 		publishErrors:   m.publishErrors.WithLabelValues(venue),
 		latency:         m.latency.WithLabelValues(venue),

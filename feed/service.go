@@ -100,6 +100,7 @@ type Service struct {
 	venues   []VenueEntry
 	log      *slog.Logger
 	interval time.Duration
+	every    time.Duration // checkpoints
 	now      func() time.Time
 
 	mu        sync.Mutex
@@ -109,8 +110,12 @@ type Service struct {
 // ServiceOptions configure a Service.
 type ServiceOptions struct {
 	StatusInterval time.Duration // default 1s
-	Logger         *slog.Logger
-	Now            func() time.Time
+	// CheckpointInterval, when positive, publishes every book in sync as a
+	// BookSnapshot on its orderbook subject this often (the recording's
+	// checkpoints; 0: none).
+	CheckpointInterval time.Duration
+	Logger             *slog.Logger
+	Now                func() time.Time
 }
 
 // NewService creates a service that publishes through nc.
@@ -124,7 +129,7 @@ func NewService(nc *nats.Conn, venues []VenueEntry, o ServiceOptions) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{nc: nc, venues: venues, log: o.Logger.With("component", "feed"), interval: o.StatusInterval, now: o.Now,
+	return &Service{nc: nc, venues: venues, log: o.Logger.With("component", "feed"), interval: o.StatusInterval, every: o.CheckpointInterval, now: o.Now,
 		healthSeq: map[proto.VenueID]uint64{}}
 }
 
@@ -173,6 +178,12 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info("feed running", "venues", len(s.venues))
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
+	var checkpoints <-chan time.Time
+	if s.every > 0 {
+		ct := time.NewTicker(s.every)
+		defer ct.Stop()
+		checkpoints = ct.C
+	}
 loop:
 	for {
 		select {
@@ -180,6 +191,14 @@ loop:
 			break loop
 		case <-t.C:
 			s.publishStatus()
+		case <-checkpoints:
+			for _, v := range s.venues {
+				for _, in := range v.Outlet.Instruments {
+					if in.Events.Orderbook {
+						in.Checkpoint()
+					}
+				}
+			}
 		}
 	}
 	wg.Wait()

@@ -32,7 +32,11 @@ func (i *Issuer) Issue(env string, s *spec.Spec, expires time.Time) (creds []byt
 			ins = append(ins, Instrument{Venue: ex.Venue, Symbol: in.Symbol})
 		}
 	}
-	u, err := EnvUser(env, ins, expires)
+	mint := EnvUser
+	if s.MarketData.Mode == "replay" || s.MarketData.Mode == "both" {
+		mint = ReplayEnvUser
+	}
+	u, err := mint(env, ins, expires)
 	if err != nil {
 		return nil, "", "", err
 	}

@@ -26,7 +26,12 @@ func TestPermissionMatrix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	users := map[string]User{"feed": FeedUser(), "observer": ObserverUser(), "node of alpha": node, "manager": ManagerUser()}
+	replayNode, err := ReplayEnvUser("gamma", []Instrument{{Venue: "binance", Symbol: "btcusdt"}}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]User{"feed": FeedUser(), "observer": ObserverUser(), "node of alpha": node, "manager": ManagerUser(),
+		"replay node of gamma": replayNode}
 	r := newRig(t)
 	var header []string
 	cells := 0

@@ -24,6 +24,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 	"github.com/paddockhq/paddock/proto"
+	"github.com/paddockhq/paddock/record"
+	"github.com/paddockhq/paddock/venue"
 )
 
 // Authority holds the keys and the current account JWT. Safe for concurrent use.
@@ -203,12 +205,45 @@ type Instrument struct{ Venue, Symbol string }
 // market data and the health subjects, request snapshots of its
 // instruments, publish under env.<name>.>, valid until expires.
 func EnvUser(env string, instruments []Instrument, expires time.Time) (User, error) {
+	return envUser(env, instruments, expires, false)
+}
+
+// ReplayPrefix is an environment's own replay namespace:
+// replay.<env>.market.data.<venue>.<instrument>.<event> and the rest of
+// what a feed publishes, delivered by the environment's replayer.
+func ReplayPrefix(env string) string { return "replay." + env }
+
+// ReplayEnvUser is EnvUser for an environment that replays recorded
+// market data: it may also read the recordings (consumers of the MD_*
+// streams, nothing that changes them) and use its own replay namespace,
+// and no other environment's.
+func ReplayEnvUser(env string, instruments []Instrument, expires time.Time) (User, error) {
+	return envUser(env, instruments, expires, true)
+}
+
+func envUser(env string, instruments []Instrument, expires time.Time, replay bool) (User, error) {
 	if err := proto.CheckToken(env); err != nil {
 		return User{}, err
 	}
 	u := User{Name: "env-" + env, Expires: expires, Respond: true,
 		Pub: []string{"env." + env + ".>", InboxPrefix(env) + ".>"},
 		Sub: []string{proto.HealthPrefix + ".>", "env." + env + ".>", InboxPrefix(env) + ".>"}}
+	if replay {
+		ns := ReplayPrefix(env) + ".>"
+		u.Pub = append(u.Pub, ns, "$JS.API.INFO")
+		u.Sub = append(u.Sub, ns)
+		seen := map[string]bool{}
+		for _, in := range instruments {
+			st := record.StreamName(in.Venue)
+			if seen[st] {
+				continue
+			}
+			seen[st] = true
+			u.Pub = append(u.Pub, "$JS.API.STREAM.INFO."+st, "$JS.API.STREAM.MSG.GET."+st, "$JS.API.DIRECT.GET."+st, "$JS.API.DIRECT.GET."+st+".>",
+				"$JS.API.CONSUMER.CREATE."+st, "$JS.API.CONSUMER.CREATE."+st+".>", "$JS.API.CONSUMER.MSG.NEXT."+st+".>",
+				"$JS.API.CONSUMER.INFO."+st+".>", "$JS.API.CONSUMER.DELETE."+st+".>")
+		}
+	}
 	for _, in := range instruments {
 		data, err := proto.DataWildcard(in.Venue, in.Symbol)
 		if err != nil {
@@ -223,7 +258,15 @@ func EnvUser(env string, instruments []Instrument, expires time.Time) (User, err
 
 // FeedUser publishes market data and answers snapshot requests.
 func FeedUser() User {
-	return User{Name: "feed", Pub: []string{"market.>"}, Sub: []string{proto.SnapshotPrefix + ".>"}, Respond: true}
+	u := User{Name: "feed", Respond: true, Pub: []string{"market.>", "$JS.API.INFO"}, Sub: []string{proto.SnapshotPrefix + ".>", FeedInbox + ".>"}}
+	// ... and, to record, creates the registry venues' recording streams
+	// (named one by one: a wildcard would reach every stream, the
+	// environment store's included).
+	for _, v := range venue.All() {
+		st := record.StreamName(v.Name)
+		u.Pub = append(u.Pub, "$JS.API.STREAM.CREATE."+st, "$JS.API.STREAM.UPDATE."+st, "$JS.API.STREAM.INFO."+st)
+	}
+	return u
 }
 
 // Inbox prefixes of the services that make requests. Nobody may subscribe
@@ -232,6 +275,7 @@ func FeedUser() User {
 const (
 	ManagerInbox  = "_INBOX_paddock_envmgr"
 	ObserverInbox = "_INBOX_paddock_observer"
+	FeedInbox     = "_INBOX_paddock_feed"
 )
 
 // ManagerUser is the environment manager: JetStream (its store, audit log

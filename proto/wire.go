@@ -253,3 +253,15 @@ func checkExp(ds ...Decimal) error {
 	}
 	return nil
 }
+
+// Restamp rewrites an encoded message's sequence number and adds flags, in
+// place: a replayer re-publishes recorded messages with its own sequence
+// numbers and FlagReplay. b must hold a whole message (Decode accepts it).
+func Restamp(b []byte, seq uint64, add Flags) error {
+	if len(b) < HeaderLen {
+		return ErrTruncated
+	}
+	putU64(b, offSeq, seq)
+	binary.LittleEndian.PutUint16(b[offFlags:], binary.LittleEndian.Uint16(b[offFlags:])|uint16(add))
+	return nil
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/paddockhq/paddock/proto"
+	"github.com/paddockhq/paddock/record"
 	"github.com/paddockhq/paddock/venue"
 	"gopkg.in/yaml.v3"
 )
@@ -24,6 +25,9 @@ type Config struct {
 	MetricsListen  string        `yaml:"metrics_listen"`
 	StatusInterval time.Duration `yaml:"status_interval"`
 	Venues         []VenueConfig `yaml:"venues"`
+	// Record, when set, records every venue in JetStream (record.Ensure)
+	// and publishes book checkpoints for replays.
+	Record *record.Config `yaml:"record"`
 }
 
 // NATSConfig selects the bus: an embedded server (the default) or external

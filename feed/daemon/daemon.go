@@ -15,6 +15,7 @@ import (
 	"github.com/paddockhq/paddock/internal/buildinfo"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/paddockhq/paddock/feed"
 	"github.com/paddockhq/paddock/feed/binance"
 	"github.com/paddockhq/paddock/feed/bybit"
@@ -22,6 +23,7 @@ import (
 	"github.com/paddockhq/paddock/internal/natsconn"
 	"github.com/paddockhq/paddock/natsauth"
 	"github.com/paddockhq/paddock/proto"
+	"github.com/paddockhq/paddock/record"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -50,7 +52,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 	natsURL := joinURLs(cfg.NATS.URLs)
 	opts := []nats.Option{
 		nats.Name("paddock-feed"),
-		nats.ReconnectBufSize(64 << 20), // ride out a short cluster blip without dropping ticks
+		nats.CustomInboxPrefix(natsauth.FeedInbox), // its JetStream replies (recording streams) arrive on its own inbox
+		nats.ReconnectBufSize(64 << 20),            // ride out a short cluster blip without dropping ticks
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil is our own Drain at shutdown
 				log.Warn("NATS disconnected", "component", "feed", "err", err)
@@ -84,7 +87,22 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 		}
 		venues = append(venues, entry)
 	}
-	svc := feed.NewService(nc, venues, feed.ServiceOptions{StatusInterval: cfg.StatusInterval, Logger: log})
+	so := feed.ServiceOptions{StatusInterval: cfg.StatusInterval, Logger: log}
+	if rc := cfg.Record; rc != nil {
+		rc.Defaults()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		for _, v := range venues {
+			if _, err := record.Ensure(ctx, js, v.Outlet.Name, *rc); err != nil {
+				return err
+			}
+		}
+		so.CheckpointInterval = rc.CheckpointInterval
+		log.Info("recording market data", "component", "feed", "venues", len(venues), "max_age", rc.MaxAge, "checkpoints", rc.CheckpointInterval)
+	}
+	svc := feed.NewService(nc, venues, so)
 
 	ln, err := net.Listen("tcp", cfg.MetricsListen)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +99,7 @@ type Handlers struct {
 // goroutine that calls Run.
 type Market struct {
 	nc      *nats.Conn
+	prefix  string // "" live; "replay.<env>." for a replay namespace
 	h       Handlers
 	ch      chan *nats.Msg
 	books   map[string]*Book // by orderbook subject
@@ -135,7 +137,17 @@ var ErrSlow = errors.New("client: market data consumer too slow; messages were d
 
 // NewMarket prepares a Market for the given instruments; Run subscribes.
 func NewMarket(nc *nats.Conn, instruments []Instrument, h Handlers) (*Market, error) {
-	m := &Market{nc: nc, h: h, ch: make(chan *nats.Msg, Pending), books: map[string]*Book{},
+	return NewMarketAt(nc, "", instruments, h)
+}
+
+// NewMarketAt is NewMarket on a namespace: prefix "replay.<env>" reads an
+// environment's replay (every subject, snapshot requests included, under
+// it); "" is the live feed.
+func NewMarketAt(nc *nats.Conn, prefix string, instruments []Instrument, h Handlers) (*Market, error) {
+	if prefix != "" && !strings.HasSuffix(prefix, ".") {
+		prefix += "."
+	}
+	m := &Market{nc: nc, prefix: prefix, h: h, ch: make(chan *nats.Msg, Pending), books: map[string]*Book{},
 		trades: map[string]*tradeStream{}, venues: map[string]bool{}, timeout: 2 * time.Second}
 	for _, in := range instruments {
 		ob, err := proto.DataSubject(in.Venue, in.Symbol, proto.EventOrderbook)
@@ -143,8 +155,8 @@ func NewMarket(nc *nats.Conn, instruments []Instrument, h Handlers) (*Market, er
 			return nil, fmt.Errorf("instrument %s: %w", in, err)
 		}
 		tr, _ := proto.DataSubject(in.Venue, in.Symbol, proto.EventTrades)
-		m.books[ob] = &Book{Instrument: in}
-		m.trades[tr] = &tradeStream{in: in}
+		m.books[prefix+ob] = &Book{Instrument: in}
+		m.trades[prefix+tr] = &tradeStream{in: in}
 		m.venues[in.Venue] = true
 	}
 	return m, nil
@@ -164,6 +176,7 @@ func (m *Market) Run(ctx context.Context) error {
 	for ob := range m.books {
 		b := m.books[ob]
 		w, _ := proto.DataWildcard(b.Instrument.Venue, b.Instrument.Symbol)
+		w = m.prefix + w
 		s, err := m.nc.ChanSubscribe(w, m.ch)
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", w, err)
@@ -177,6 +190,7 @@ func (m *Market) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		hs = m.prefix + hs
 		s, err := m.nc.ChanSubscribe(hs, m.ch)
 		if err != nil {
 			return fmt.Errorf("subscribe %s: %w", hs, err)
@@ -263,6 +277,7 @@ func (m *Market) report(err error) {
 // messages with seq <= S are then skipped by handle.
 func (m *Market) join(ctx context.Context, b *Book) {
 	subj, _ := proto.SnapshotSubject(b.Instrument.Venue, b.Instrument.Symbol)
+	subj = m.prefix + subj
 	rctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
 	m.lock()
