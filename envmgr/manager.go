@@ -90,11 +90,12 @@ type CreateRequest struct {
 // desired state with a revision check and an audit record, and leaves the
 // work to the Reconciler. Safe for concurrent use.
 type Manager struct {
-	store   Store
-	now     func() time.Time
-	log     *slog.Logger
-	catalog Catalog
-	notify  Notifier
+	store      Store
+	now        func() time.Time
+	log        *slog.Logger
+	catalog    Catalog
+	notify     Notifier
+	recordings Recordings
 }
 
 // SetNotifier makes the manager announce creations and extensions. Call
@@ -159,9 +160,14 @@ func (m *Manager) Create(ctx context.Context, who Actor, req CreateRequest) (Env
 	if err != nil {
 		return Environment{}, err
 	}
-	s, err := spec.Parse(req.SpecYAML, spec.Options{PRNumber: req.PRNumber, Branch: req.Branch, Now: m.now(), TTLApproved: true, LiveOnly: true})
+	s, err := spec.Parse(req.SpecYAML, spec.Options{PRNumber: req.PRNumber, Branch: req.Branch, Now: m.now(), TTLApproved: true, LiveOnly: m.recordings == nil})
 	if err != nil {
 		return Environment{}, err // *spec.Errors: the field-level list
+	}
+	if m.recordings != nil {
+		if err := m.checkRecorded(ctx, s); err != nil {
+			return Environment{}, err
+		}
 	}
 	if pr := max(req.PRNumber, spec.PRNumberOf(s.Name)); pr > 0 && !who.mayClaimPR() {
 		return Environment{}, fmt.Errorf("%w: %s is a pull request's name; only the pull-request integration or an admin may claim it (choose another environment.name)", ErrForbidden, s.Name)
@@ -300,12 +306,17 @@ func (m *Manager) Update(ctx context.Context, who Actor, name string, req Create
 	if err != nil {
 		return Environment{}, err
 	}
-	s, err := spec.Parse(req.SpecYAML, spec.Options{PRNumber: e0.PRNumber, Branch: e0.Branch, Now: m.now(), TTLApproved: true, LiveOnly: true})
+	s, err := spec.Parse(req.SpecYAML, spec.Options{PRNumber: e0.PRNumber, Branch: e0.Branch, Now: m.now(), TTLApproved: true, LiveOnly: m.recordings == nil})
 	if err != nil {
 		return Environment{}, err
 	}
 	if s.Name != name {
 		return Environment{}, fmt.Errorf("%w: the new .dev-env.yaml names %s, not %s", ErrInvalid, s.Name, name)
+	}
+	if m.recordings != nil {
+		if err := m.checkRecorded(ctx, s); err != nil {
+			return Environment{}, err
+		}
 	}
 	var from string
 	e, err := m.change(ctx, who, name, "update", func(e *Environment) error {

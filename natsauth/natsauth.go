@@ -211,7 +211,7 @@ func EnvUser(env string, instruments []Instrument, expires time.Time) (User, err
 // ReplayPrefix is an environment's own replay namespace:
 // replay.<env>.market.data.<venue>.<instrument>.<event> and the rest of
 // what a feed publishes, delivered by the environment's replayer.
-func ReplayPrefix(env string) string { return "replay." + env }
+func ReplayPrefix(env string) string { return proto.ReplayNamespace(env) }
 
 // ReplayEnvUser is EnvUser for an environment that replays recorded
 // market data: it may also read the recordings (consumers of the MD_*

@@ -17,7 +17,15 @@ const (
 	// HealthPrefix starts market.health.<venue>, where the feed publishes a
 	// Status message for the venue every second.
 	HealthPrefix = "market.health"
+	// ReplayPrefix starts replay.<env>, an environment's own replay
+	// namespace: every subject above, under it (ReplayNamespace).
+	ReplayPrefix = "replay"
 )
+
+// ReplayNamespace is env's replay namespace, replay.<env>: its replayer
+// publishes replay.<env>.market.data.<venue>.<instrument>.<event> and
+// answers replay.<env>.market.snapshot.<venue>.<instrument>.
+func ReplayNamespace(env string) string { return ReplayPrefix + "." + env }
 
 // MaxTokenLen bounds venue and instrument tokens; subjects end up in NATS
 // permissions, metric labels and log lines.

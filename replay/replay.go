@@ -27,6 +27,7 @@ import (
 	"github.com/paddockhq/paddock/internal/clock"
 	"github.com/paddockhq/paddock/proto"
 	"github.com/paddockhq/paddock/record"
+	"github.com/paddockhq/paddock/venue"
 )
 
 // Instrument is one replayed instrument.
@@ -97,7 +98,11 @@ func New(js jetstream.JetStream, nc *nats.Conn, c Config, clk clock.Clock, log *
 		if err != nil {
 			return nil, err
 		}
-		r.books[subj] = &bookState{inst: in}
+		b := &bookState{inst: in}
+		if v, ok := venue.ByName(in.Venue); ok {
+			b.venueID = v.ID // until a recorded message says (a site-local instance's)
+		}
+		r.books[subj] = b
 	}
 	return r, nil
 }

@@ -51,9 +51,23 @@ type Config struct {
 	// it through DeadlineFile (RFC 3339, rewritten by the local provisioner)
 	// or the re-issued NATS credentials, whose expiry is the deadline; the
 	// latest of the three wins. Zero: no deadline.
-	Deadline             time.Time `json:"deadline,omitzero"`
-	DeadlineFile         string    `json:"deadline_file,omitempty"`
-	DeadlineGraceSeconds int       `json:"deadline_grace_seconds,omitempty"`
+	// Replay, when set, delivers recorded market data into the node's own
+	// namespace (proto.ReplayNamespace): in mode replay the node trades on
+	// it; in mode both it trades live and the strategy also gets the
+	// replay (client.EnvReplayNamespace).
+	Replay               *ReplayConfig `json:"replay,omitempty"`
+	Deadline             time.Time     `json:"deadline,omitzero"`
+	DeadlineFile         string        `json:"deadline_file,omitempty"`
+	DeadlineGraceSeconds int           `json:"deadline_grace_seconds,omitempty"`
+}
+
+// ReplayConfig is market_data's replay: the range, its pace (0: as fast as
+// possible) and whether live data runs beside it.
+type ReplayConfig struct {
+	Mode  string    `json:"mode"` // replay | both
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	Speed float64   `json:"speed"`
 }
 
 // Instrument is one declared instrument.
@@ -144,6 +158,9 @@ func (c *Config) check() error {
 	if st := c.Strategy; st != nil && (st.RestartMinMillis < 0 || st.RestartMaxMillis < 0 || st.RestartMinMillis > 3_600_000 ||
 		st.RestartMaxMillis > 3_600_000 || (st.RestartMaxMillis > 0 && st.RestartMinMillis > st.RestartMaxMillis)) {
 		return bad("strategy.restart_min_ms and restart_max_ms: 0 to 3600000, min at most max")
+	}
+	if r := c.Replay; r != nil && ((r.Mode != "replay" && r.Mode != "both") || !r.End.After(r.Start) || r.Speed < 0 || r.Speed > 1000) {
+		return bad("replay: mode replay or both, end after start, speed 0 (max) to 1000")
 	}
 	if c.AdminListen == "" {
 		c.AdminListen = ":8080"

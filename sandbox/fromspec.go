@@ -41,6 +41,9 @@ func FromSpec(name string, s *spec.Spec, p Placement) Config {
 	if s.Risk.StartingEquityUSD.Mant == 0 {
 		c.Risk.StartingEquityUSD = spec.DefaultStartingEquityUSD.String()
 	}
+	if md := s.MarketData; md.Mode == "replay" || md.Mode == "both" {
+		c.Replay = &ReplayConfig{Mode: md.Mode, Start: md.ReplayStart.UTC(), End: md.ReplayEnd.UTC(), Speed: md.ReplaySpeed}
+	}
 	for _, ex := range s.Exchanges {
 		for _, in := range ex.Instruments {
 			q, _ := risk.QuoteOf(in.Written)

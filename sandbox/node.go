@@ -23,6 +23,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/paddockhq/paddock/proto"
+	"github.com/paddockhq/paddock/replay"
+
 	"github.com/paddockhq/paddock/internal/clock"
 
 	"github.com/paddockhq/paddock/internal/buildinfo"
@@ -50,6 +54,7 @@ type Node struct {
 	endpoint string
 	creds    *credsReloader // set by Run when the node has a creds file
 	clk      clock.Clock
+	replayer *replay.Replayer // market_data.mode replay and both
 }
 
 // SetClock sets the clock the dead man's switch runs on (before Run; the
@@ -106,7 +111,27 @@ func Start(c *Config, log *slog.Logger) (_ *Node, err error) {
 		ins = append(ins, marketdata.Instrument{Venue: in.Venue, Symbol: in.Symbol})
 	}
 	marketLog := rateLimited(n.log, time.Second)
-	n.market, err = marketdata.NewMarket(n.nc, ins, n.trader.Handlers(func(err error) {
+	// In market_data.mode replay the node trades on its own replay
+	// namespace, which its replayer (Run) fills from the recording.
+	namespace := ""
+	if r := c.Replay; r != nil {
+		js, err := jetstream.New(n.nc)
+		if err != nil {
+			return nil, err
+		}
+		var rins []replay.Instrument
+		for _, in := range ins {
+			rins = append(rins, replay.Instrument{Venue: in.Venue, Symbol: in.Symbol})
+		}
+		if n.replayer, err = replay.New(js, n.nc, replay.Config{Prefix: proto.ReplayNamespace(c.Name), Instruments: rins,
+			Start: r.Start, End: r.End, Speed: r.Speed}, nil, n.log); err != nil {
+			return nil, err
+		}
+		if r.Mode == "replay" {
+			namespace = proto.ReplayNamespace(c.Name)
+		}
+	}
+	n.market, err = marketdata.NewMarketAt(n.nc, namespace, ins, n.trader.Handlers(func(err error) {
 		m.marketErrors.Inc()
 		marketLog(err)
 	}))
@@ -131,7 +156,10 @@ func Start(c *Config, log *slog.Logger) (_ *Node, err error) {
 		env := []string{client.EnvName + "=" + c.Name, client.EnvNATSURL + "=" + c.NATSURL,
 			client.EnvNATSCreds + "=" + creds, client.EnvInbox + "=" + c.InboxPrefix,
 			client.EnvInstruments + "=" + client.FormatInstruments(ins), client.EnvConfig + "=" + cfg,
-			client.EnvAdminURL + "=" + n.endpoint}
+			client.EnvAdminURL + "=" + n.endpoint, client.EnvMarketNamespace + "=" + namespace}
+		if c.Replay != nil {
+			env = append(env, client.EnvReplayNamespace+"="+proto.ReplayNamespace(c.Name))
+		}
 		n.sup = NewSupervisor(c.Strategy, env, log.With("env", c.Name), m)
 		n.trader.OnHalt, n.trader.OnResume = n.sup.Pause, n.sup.Resume
 	}
@@ -173,6 +201,15 @@ func (n *Node) Run(ctx context.Context) error {
 	wg.Go(func() { every(runCtx, 250*time.Millisecond, func() { n.trader.CheckFeeds(n.cfg.feedStale()) }) })
 	if n.sup != nil {
 		wg.Go(func() { n.sup.Run(runCtx) })
+	}
+	if n.replayer != nil {
+		wg.Go(func() {
+			if err := n.replayer.Run(runCtx); err != nil && runCtx.Err() == nil {
+				// The books stay not live, so the node reports degraded with
+				// that reason; the log says why.
+				n.log.Error("replay failed", "err", err)
+			}
+		})
 	}
 	if n.cfg.NATSCreds != "" {
 		n.creds = newCredsReloader(n.cfg.NATSCreds, n.nc)

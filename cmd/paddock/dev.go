@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paddockhq/paddock/record"
+
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
 	envdaemon "github.com/paddockhq/paddock/envmgr/daemon"
@@ -94,6 +96,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg := &daemon.Config{
 		NATS:          daemon.NATSConfig{Embedded: daemon.EmbeddedConfig{Listen: *natsListen, StoreDir: filepath.Join(*stateDir, "nats"), AuthDir: filepath.Join(*stateDir, "nats-auth")}},
 		MetricsListen: *metrics,
+		// Record the simulator, so that a replay environment has something to
+		// replay (examples/replay.dev-env.yaml; `paddock record coverage`).
+		Record: &record.Config{MaxAge: 7 * 24 * time.Hour, MaxBytes: 1 << 30},
 	}
 	if sf.spot != "" {
 		cfg.Venues = append(cfg.Venues, daemon.VenueConfig{Name: "binance", WSURL: s.SpotWS(), RESTURL: s.SpotREST(), Instruments: lowerList(sf.spot)})

@@ -237,7 +237,7 @@ func TestReadinessTellsTheTruth(t *testing.T) {
 			"the feed does not carry bybit spot"},
 		{"uncarried instrument", strings.Replace(fmt.Sprintf(testSpec, "dogey", "sleeper"), "BTC/USDT", "DOGE/USDT", 1), "not DOGE/USDT"},
 		{"replay", strings.Replace(fmt.Sprintf(testSpec, "replayer", "sleeper"), "{mode: live}", "{mode: replay, replay_start: \"2025-01-01\", replay_end: \"2025-01-02\"}", 1),
-			"not supported by this installation yet"},
+			"is not covered: binance btcusdt recorded"},
 	} {
 		out, err := d.env(t, d.devToken, "up", "-f", specFile(t, tc.spec))
 		if exitCode(err) != exitRefused || !strings.Contains(err.Error(), tc.want) {

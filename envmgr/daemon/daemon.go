@@ -19,6 +19,7 @@ import (
 	"github.com/paddockhq/paddock/internal/buildinfo"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
 	"github.com/paddockhq/paddock/envmgr/aws"
@@ -30,6 +31,7 @@ import (
 	"github.com/paddockhq/paddock/envmgr/sweep"
 	"github.com/paddockhq/paddock/internal/natsconn"
 	"github.com/paddockhq/paddock/natsauth"
+	"github.com/paddockhq/paddock/record"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -181,6 +183,12 @@ func Run(ctx context.Context, c Config, log *slog.Logger, onStart func(Started))
 	defer pv.close()
 
 	mgr := envmgr.NewManager(store, nil, log)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	// Replays are checked against what is recorded (record.Coverage).
+	mgr.SetRecordings(recordings{js})
 	if !c.NoFeedCheck {
 		cat, err := catalog.New(nc, 0)
 		if err != nil {
@@ -321,6 +329,14 @@ func (c *byState) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range envmgr.States {
 		ch <- prometheus.MustNewConstMetric(byStateDesc, prometheus.GaugeValue, float64(n[s]), string(s))
 	}
+}
+
+// recordings answers envmgr.Recordings from the JetStream recording.
+type recordings struct{ js jetstream.JetStream }
+
+func (r recordings) Covered(ctx context.Context, venue, symbol string) (time.Time, time.Time, error) {
+	rg, err := record.Coverage(ctx, r.js, venue, symbol)
+	return rg.First, rg.Last, err
 }
 
 // provisioned is the configured provisioner with what the rest of the

@@ -43,6 +43,8 @@ type DocMarketData struct {
 	Mode        string     `json:"mode"`
 	ReplayStart *time.Time `json:"replay_start,omitempty"`
 	ReplayEnd   *time.Time `json:"replay_end,omitempty"`
+	// ReplaySpeed: 1 as recorded, 10 ten times faster, "max".
+	ReplaySpeed any `json:"replay_speed,omitempty"`
 }
 
 // DocRisk is risk_config, decimals as exact strings.
@@ -69,6 +71,10 @@ func (s *Spec) Document() Document {
 	if !s.MarketData.ReplayStart.IsZero() {
 		st, en := s.MarketData.ReplayStart, s.MarketData.ReplayEnd
 		d.MarketData.ReplayStart, d.MarketData.ReplayEnd = &st, &en
+		d.MarketData.ReplaySpeed = s.MarketData.ReplaySpeed
+		if s.MarketData.ReplaySpeed == 0 {
+			d.MarketData.ReplaySpeed = "max"
+		}
 	}
 	for _, e := range s.Exchanges {
 		x := DocExchange{Name: e.Name, Type: e.Type, Sandbox: true, Venue: e.Venue}

@@ -247,6 +247,23 @@ func (w *walker) decimal(n *yaml.Node, p string) (proto.Decimal, bool) {
 	return d, true
 }
 
+// speed reads replay_speed: a number from 0.01 to 1000, or "max" (0).
+func (w *walker) speed(n *yaml.Node, p string) (float64, bool) {
+	if n.Kind == yaml.ScalarNode && n.Value == "max" {
+		return 0, true
+	}
+	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!float") {
+		w.bad(n, p, "must be a number such as 10 (ten times faster than recorded) or \"max\", not %s", kindName(n))
+		return 1, false
+	}
+	f, err := strconv.ParseFloat(n.Value, 64)
+	if err != nil || f < 0.01 || f > 1000 {
+		w.bad(n, p, "%s is out of range: 0.01 to 1000, or \"max\"", n.Value)
+		return 1, false
+	}
+	return f, true
+}
+
 func (w *walker) date(n *yaml.Node, p string) (time.Time, bool) {
 	if n.Kind != yaml.ScalarNode || (n.Tag != "!!str" && n.Tag != "!!timestamp") {
 		w.bad(n, p, "must be a date such as \"2025-01-31\", not %s", kindName(n))
@@ -275,6 +292,7 @@ func (w *walker) list(n *yaml.Node, p string, each func(v *yaml.Node, p string))
 
 func (w *walker) spec(root *yaml.Node, s *Spec) {
 	sawVersion, sawRisk, sawStrategy, sawExchanges, sawMarket := false, false, false, false, false
+	sawSpeed := false
 	w.fields(root, "", map[string]func(*yaml.Node, string){
 		"version": func(v *yaml.Node, p string) {
 			sawVersion = true
@@ -319,7 +337,11 @@ func (w *walker) spec(root *yaml.Node, s *Spec) {
 				"mode":         func(v *yaml.Node, p string) { s.MarketData.Mode, _ = w.str(v, p) },
 				"replay_start": func(v *yaml.Node, p string) { s.MarketData.ReplayStart, _ = w.date(v, p) },
 				"replay_end":   func(v *yaml.Node, p string) { s.MarketData.ReplayEnd, _ = w.date(v, p) },
+				"replay_speed": func(v *yaml.Node, p string) { s.MarketData.ReplaySpeed, sawSpeed = w.speed(v, p) },
 			})
+			if !sawSpeed {
+				s.MarketData.ReplaySpeed = 1
+			}
 		},
 		"risk_config": func(v *yaml.Node, p string) {
 			sawRisk = true

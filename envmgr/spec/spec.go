@@ -70,6 +70,9 @@ type MarketData struct {
 	Mode        string    // live | replay | both
 	ReplayStart time.Time // zero unless replay or both
 	ReplayEnd   time.Time
+	// ReplaySpeed is the pace against recorded time (1 by default; 10 is
+	// ten times faster); 0 means as fast as possible ("max").
+	ReplaySpeed float64
 }
 
 // Risk holds the per-environment limits as exact decimals.

@@ -111,6 +111,7 @@ func validate(s *Spec, o Options, lines map[string][2]int, errs *Errors) {
 		if !md.ReplayStart.IsZero() || !md.ReplayEnd.IsZero() {
 			bad("market_data.mode", "replay_start and replay_end apply only to mode replay or both")
 		}
+		md.ReplaySpeed = 0
 	case "replay", "both":
 		if o.LiveOnly {
 			bad("market_data.mode", "%s is not supported by this installation yet: it has no recorded market data to replay (use live)", md.Mode)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/paddockhq/paddock/internal/natsconn"
+	"github.com/paddockhq/paddock/sandbox/marketdata"
 )
 
 // Environment variables `paddock node` sets for its strategy.
@@ -30,6 +31,12 @@ const (
 	EnvInstruments = "PADDOCK_INSTRUMENTS" // venue:symbol,venue:symbol
 	EnvConfig      = "PADDOCK_STRATEGY_CONFIG"
 	EnvAdminURL    = "PADDOCK_ADMIN_URL"
+	// EnvMarketNamespace is where the environment's trading market data is:
+	// "" live, replay.<env> for a replay (market_data.mode replay).
+	EnvMarketNamespace = "PADDOCK_MARKET_NAMESPACE"
+	// EnvReplayNamespace is the replay's namespace in mode replay and both
+	// (in both, Market is live and ReplayMarket the replay).
+	EnvReplayNamespace = "PADDOCK_REPLAY_NAMESPACE"
 )
 
 // Config is how a strategy reaches its environment.
@@ -41,12 +48,15 @@ type Config struct {
 	Instruments []Instrument
 	ConfigFile  string // the strategy's own config file, if declared
 	AdminURL    string
+	// MarketNamespace and ReplayNamespace: see EnvMarketNamespace.
+	MarketNamespace, ReplayNamespace string
 }
 
 // FromEnv reads the Config `paddock node` passes to its strategy.
 func FromEnv() (Config, error) {
 	c := Config{Env: os.Getenv(EnvName), NATSURL: os.Getenv(EnvNATSURL), NATSCreds: os.Getenv(EnvNATSCreds),
-		InboxPrefix: os.Getenv(EnvInbox), ConfigFile: os.Getenv(EnvConfig), AdminURL: os.Getenv(EnvAdminURL)}
+		InboxPrefix: os.Getenv(EnvInbox), ConfigFile: os.Getenv(EnvConfig), AdminURL: os.Getenv(EnvAdminURL),
+		MarketNamespace: os.Getenv(EnvMarketNamespace), ReplayNamespace: os.Getenv(EnvReplayNamespace)}
 	if c.Env == "" || c.NATSURL == "" {
 		return c, fmt.Errorf("client: %s and %s must be set (is this running under paddock node?)", EnvName, EnvNATSURL)
 	}
@@ -123,8 +133,20 @@ func (c *Client) Conn() *nats.Conn { return c.nc }
 // Close drains the connection.
 func (c *Client) Close() error { return c.drain() }
 
-// Market returns a Market over the environment's instruments.
-func (c *Client) Market(h Handlers) (*Market, error) { return NewMarket(c.nc, c.cfg.Instruments, h) }
+// Market returns a Market over the environment's instruments: the data the
+// node trades on (live, or the replay in market_data.mode replay).
+func (c *Client) Market(h Handlers) (*Market, error) {
+	return marketdata.NewMarketAt(c.nc, c.cfg.MarketNamespace, c.cfg.Instruments, h)
+}
+
+// ReplayMarket returns a Market over the environment's replay (modes
+// replay and both); an error when it has none. Its Now is the replay clock.
+func (c *Client) ReplayMarket(h Handlers) (*Market, error) {
+	if c.cfg.ReplayNamespace == "" {
+		return nil, fmt.Errorf("client: environment %s replays nothing (market_data.mode is live)", c.cfg.Env)
+	}
+	return marketdata.NewMarketAt(c.nc, c.cfg.ReplayNamespace, c.cfg.Instruments, h)
+}
 
 // RejectedError is an order the node refused: by the risk gate (Code is a
 // risk code such as max_position), or as invalid.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -107,6 +108,8 @@ type Market struct {
 	venues  map[string]bool
 	timeout time.Duration
 	levels  [2][]proto.Level
+
+	clock atomic.Int64 // the latest message time seen, ns (Now)
 
 	subsMu   sync.Mutex
 	subs     []*trackedSub // Run's, for Dropped
@@ -240,6 +243,16 @@ func (m *Market) track(s *nats.Subscription) {
 	m.subsMu.Unlock()
 }
 
+// Now is the market's clock: the time of the latest message it received
+// (the exchange's event time). On a replay it is the replay clock, which
+// a strategy uses instead of the wall clock. Zero before any message.
+func (m *Market) Now() time.Time {
+	if t := m.clock.Load(); t > 0 {
+		return time.Unix(0, t).UTC()
+	}
+	return time.Time{}
+}
+
 // Dropped is how many messages NATS dropped for this Market because it fell
 // Pending messages behind. Safe from any goroutine.
 func (m *Market) Dropped() int {
@@ -342,6 +355,15 @@ func (m *Market) invalidate(b *Book, why string) {
 // that must be rejoined (appended to rejoin) once the lock is released.
 func (m *Market) handle(nm *nats.Msg, rejoin []*Book) []*Book {
 	msg, err := proto.Decode(nm.Data)
+	if err == nil && msg.Flags()&proto.FlagSnapshotReply == 0 {
+		t := msg.EventTime()
+		if t <= 0 {
+			t = msg.RecvTime()
+		}
+		if t > m.clock.Load() {
+			m.clock.Store(t)
+		}
+	}
 	if err != nil {
 		m.report(fmt.Errorf("%s: %w", nm.Subject, err))
 		if b := m.books[nm.Subject]; b != nil && b.live {
