@@ -258,7 +258,10 @@ func envUser(env string, instruments []Instrument, expires time.Time, replay boo
 
 // FeedUser publishes market data and answers snapshot requests.
 func FeedUser() User {
-	u := User{Name: "feed", Respond: true, Pub: []string{"market.>", "$JS.API.INFO"}, Sub: []string{proto.SnapshotPrefix + ".>", FeedInbox + ".>"}}
+	// It records its own market data too: it reads market.data.> and
+	// stores batches on recording.<venue>.
+	u := User{Name: "feed", Respond: true, Pub: []string{"market.>", "$JS.API.INFO", "recording.>"},
+		Sub: []string{proto.SnapshotPrefix + ".>", FeedInbox + ".>", proto.DataPrefix + ".>"}}
 	// ... and, to record, creates the registry venues' recording streams
 	// (named one by one: a wildcard would reach every stream, the
 	// environment store's included).

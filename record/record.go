@@ -66,7 +66,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, venue string, c Config)
 	if maxBytes <= 0 {
 		maxBytes = -1
 	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: StreamName(venue), Subjects: []string{proto.DataPrefix + "." + venue + ".>"},
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: StreamName(venue), Subjects: []string{RecordingPrefix + "." + venue},
 		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: c.MaxAge, MaxBytes: maxBytes,
 		Replicas: c.Replicas, Compression: comp, Description: "paddock market data recording of " + venue})
 	if err != nil {
@@ -84,7 +84,7 @@ func Time(m proto.Message) time.Time {
 	return time.Unix(0, m.RecvTime()).UTC()
 }
 
-// Range is what is recorded of one instrument's book.
+// Range is what is recorded of a venue.
 type Range struct {
 	Venue, Symbol string
 	First, Last   time.Time
@@ -94,15 +94,16 @@ func (r Range) String() string {
 	return fmt.Sprintf("%s %s recorded %s .. %s", r.Venue, r.Symbol, r.First.Format("2006-01-02T15:04:05Z"), r.Last.Format("2006-01-02T15:04:05Z"))
 }
 
-// ErrNotRecorded: nothing of the instrument is recorded.
+// ErrNotRecorded: nothing of the venue is recorded.
 var ErrNotRecorded = errors.New("record: not recorded")
 
-// Coverage is the recorded range of an instrument's book (its orderbook
-// subject): the first and the last message's times.
+// Coverage is the recorded range of venue: the first stored batch's first
+// message and the last one's last. (A replay needs a checkpoint of an
+// instrument's book before it; the feed writes one every
+// CheckpointInterval.)
 func Coverage(ctx context.Context, js jetstream.JetStream, venue, symbol string) (Range, error) {
 	r := Range{Venue: venue, Symbol: symbol}
-	subj, err := proto.DataSubject(venue, symbol, proto.EventOrderbook)
-	if err != nil {
+	if err := proto.CheckToken(venue); err != nil {
 		return r, err
 	}
 	s, err := js.Stream(ctx, StreamName(venue))
@@ -116,26 +117,32 @@ func Coverage(ctx context.Context, js jetstream.JetStream, venue, symbol string)
 	if err != nil {
 		return r, err
 	}
-	first, err := s.GetMsg(ctx, info.State.FirstSeq, jetstream.WithGetMsgSubject(subj))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return r, fmt.Errorf("%w: %s %s", ErrNotRecorded, venue, symbol)
-	}
-	if err != nil {
-		return r, err
-	}
-	last, err := s.GetLastMsgForSubject(ctx, subj)
-	if err != nil {
-		return r, err
+	if info.State.Msgs == 0 {
+		return r, fmt.Errorf("%w: the recording of %s is empty", ErrNotRecorded, venue)
 	}
 	for _, x := range []struct {
-		raw []byte
-		t   *time.Time
-	}{{first.Data, &r.First}, {last.Data, &r.Last}} {
-		m, err := proto.Decode(x.raw)
+		seq   uint64
+		t     *time.Time
+		first bool
+	}{{info.State.FirstSeq, &r.First, true}, {info.State.LastSeq, &r.Last, false}} {
+		m, err := s.GetMsg(ctx, x.seq)
 		if err != nil {
-			return r, fmt.Errorf("recorded message on %s: %w", subj, err)
+			return r, err
 		}
-		*x.t = Time(m)
+		err = Frames(m.Data, func(_ string, data []byte) error {
+			pm, err := proto.Decode(data)
+			if err != nil {
+				return nil
+			}
+			if x.first && !x.t.IsZero() {
+				return nil
+			}
+			*x.t = Time(pm)
+			return nil
+		})
+		if err != nil {
+			return r, err
+		}
 	}
 	return r, nil
 }

@@ -122,30 +122,55 @@ func (r *Replayer) Now() time.Time {
 // Done is closed when the replay has delivered its whole range.
 func (r *Replayer) Done() <-chan struct{} { return r.done }
 
-// cursor is one venue's recording, read in stored order.
+// cursor is one venue's recording, read in stored order: batches, split
+// into the messages of the replayed instruments.
 type cursor struct {
-	it   jetstream.MessagesContext
-	head jetstream.Msg
-	msg  proto.Message
-	t    time.Time
-	done bool
+	it     jetstream.MessagesContext
+	want   map[string]bool
+	frames []frame // what is left of the current batch
+	last   bool    // the current batch was the last one recorded when the replay began
+	subj   string  // the head
+	msg    proto.Message
+	t      time.Time
+	done   bool
+}
+
+type frame struct {
+	subj string
+	data []byte
 }
 
 func (c *cursor) next() {
 	for {
-		m, err := c.it.Next()
+		if len(c.frames) == 0 {
+			if c.last {
+				c.done = true
+				return
+			}
+			m, err := c.it.Next()
+			if err != nil {
+				c.done = true
+				return
+			}
+			_ = record.Frames(m.Data(), func(s string, d []byte) error {
+				if c.want[s] {
+					c.frames = append(c.frames, frame{s, d})
+				}
+				return nil
+			})
+			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
+				c.last = true
+				c.it.Stop()
+			}
+			continue
+		}
+		f := c.frames[0]
+		c.frames = c.frames[1:]
+		pm, err := proto.Decode(f.data)
 		if err != nil {
-			c.done = true
-			return
+			continue // not a message of ours: skipped, never replayed
 		}
-		pm, err := proto.Decode(m.Data())
-		if err != nil {
-			continue // a message that is not ours: skipped, never replayed
-		}
-		c.head, c.msg, c.t = m, pm, record.Time(pm)
-		if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
-			c.it.Stop() // the last one recorded when the replay started
-		}
+		c.subj, c.msg, c.t = f.subj, pm, record.Time(pm)
 		return
 	}
 }
@@ -182,7 +207,7 @@ func (r *Replayer) Run(ctx context.Context) error {
 		if c == nil || !c.t.Before(r.c.End) {
 			break
 		}
-		subj, msg, t := c.head.Subject(), c.msg, c.t
+		subj, msg, t := c.subj, c.msg, c.t
 		c.next()
 		if !started && t.Before(r.c.Start) {
 			r.apply(subj, msg) // fast-forward: books only
@@ -229,28 +254,34 @@ func (r *Replayer) Run(ctx context.Context) error {
 
 // open starts one ordered consumer per venue, from Lookback before Start.
 func (r *Replayer) open(ctx context.Context) ([]*cursor, error) {
-	byVenue := map[string][]string{}
+	want := map[string]map[string]bool{}
 	for _, in := range r.c.Instruments {
-		byVenue[in.Venue] = append(byVenue[in.Venue], proto.DataPrefix+"."+in.Venue+"."+in.Symbol+".>")
+		if want[in.Venue] == nil {
+			want[in.Venue] = map[string]bool{}
+		}
+		for _, ev := range []proto.Event{proto.EventTrades, proto.EventOrderbook, proto.EventBBO} {
+			subj, _ := proto.DataSubject(in.Venue, in.Symbol, ev)
+			want[in.Venue][subj] = true
+		}
 	}
-	venues := make([]string, 0, len(byVenue))
-	for v := range byVenue {
+	venues := make([]string, 0, len(want))
+	for v := range want {
 		venues = append(venues, v)
 	}
 	sort.Strings(venues)
 	from := r.c.Start.Add(-r.c.Lookback)
 	var out []*cursor
 	for _, v := range venues {
-		cons, err := r.js.OrderedConsumer(ctx, record.StreamName(v), jetstream.OrderedConsumerConfig{FilterSubjects: byVenue[v],
+		cons, err := r.js.OrderedConsumer(ctx, record.StreamName(v), jetstream.OrderedConsumerConfig{
 			DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from})
 		if err != nil {
 			return nil, fmt.Errorf("read the recording of %s: %w", v, err)
 		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+		it, err := cons.Messages(jetstream.PullMaxMessages(256))
 		if err != nil {
 			return nil, fmt.Errorf("read the recording of %s: %w", v, err)
 		}
-		c := &cursor{it: it}
+		c := &cursor{it: it, want: want[v]}
 		if info, err := cons.Info(ctx); err == nil && info.NumPending == 0 {
 			c.done = true
 			it.Stop()

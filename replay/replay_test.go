@@ -3,6 +3,7 @@ package replay_test
 import (
 	"bytes"
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -81,25 +82,36 @@ func session(t *testing.T) (*nats.Conn, jetstream.JetStream, []recorded) {
 	}
 	time.Sleep(300 * time.Millisecond) // the last frames reach the stream
 	stopFeed()
-	cons, err := js.OrderedConsumer(t.Context(), record.StreamName("binance"), jetstream.OrderedConsumerConfig{FilterSubjects: []string{"market.data.binance.btcusdt.>"}})
+	cons, err := js.OrderedConsumer(t.Context(), record.StreamName("binance"), jetstream.OrderedConsumerConfig{FilterSubjects: []string{"recording.binance"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	info, _ := st.Info(t.Context())
 	var out []recorded
-	for uint64(len(out)) < info.State.Msgs {
+	var batches uint64
+	for batches < info.State.Msgs {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
 		n := 0
 		for m := range batch.Messages() {
-			pm, err := proto.Decode(m.Data())
+			n++
+			batches++
+			err := record.Frames(m.Data(), func(subj string, data []byte) error {
+				if !strings.HasPrefix(subj, "market.data.binance.btcusdt.") {
+					return nil
+				}
+				pm, err := proto.Decode(data)
+				if err != nil {
+					return err
+				}
+				out = append(out, recorded{subj: subj, raw: bytes.Clone(data), t: record.Time(pm)})
+				return nil
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, recorded{subj: m.Subject(), raw: bytes.Clone(m.Data()), t: record.Time(pm)})
-			n++
 		}
 		if n == 0 {
 			break

@@ -360,7 +360,9 @@ func validate(file string, pr int, branch string, asJSON bool, stdout io.Writer,
 	if err != nil {
 		return exitError{exitUsage, fmt.Errorf("read %s: %w", file, err)}
 	}
-	s, err := spec.Parse(raw, spec.Options{PRNumber: pr, Branch: branch, TTLApproved: true, LiveOnly: true})
+	// replay and both are valid here; whether the range is recorded is the
+	// manager's answer at `up`.
+	s, err := spec.Parse(raw, spec.Options{PRNumber: pr, Branch: branch, TTLApproved: true})
 	if err != nil {
 		var se *spec.Errors
 		if asJSON && errors.As(err, &se) {

@@ -5,6 +5,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/paddockhq/paddock/envmgr/spec"
 
 	"gopkg.in/yaml.v3"
 )
@@ -59,5 +62,21 @@ func TestCIWorkflowUsesRealFlags(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("%d paddock env commands checked, want 3 (validate, up, down)", n)
+	}
+}
+
+// TestReplayExampleIsValid: the documented replay example is a valid spec
+// (its window is in the past for any day after it).
+func TestReplayExampleIsValid(t *testing.T) {
+	raw, err := os.ReadFile("../../examples/replay.dev-env.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := spec.Parse(raw, spec.Options{Now: time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC), TTLApproved: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MarketData.Mode != "replay" || s.MarketData.ReplaySpeed != 1 {
+		t.Fatalf("market data %+v", s.MarketData)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/paddockhq/paddock/venue"
@@ -88,16 +89,23 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 		venues = append(venues, entry)
 	}
 	so := feed.ServiceOptions{StatusInterval: cfg.StatusInterval, Logger: log}
+	var recorders []*record.Recorder
 	if rc := cfg.Record; rc != nil {
 		rc.Defaults()
 		js, err := jetstream.New(nc)
 		if err != nil {
 			return err
 		}
+		rm := record.NewMetrics(reg)
 		for _, v := range venues {
 			if _, err := record.Ensure(ctx, js, v.Outlet.Name, *rc); err != nil {
 				return err
 			}
+			r, err := record.NewRecorder(nc, js, v.Outlet.Name, log, rm)
+			if err != nil {
+				return err
+			}
+			recorders = append(recorders, r)
 		}
 		so.CheckpointInterval = rc.CheckpointInterval
 		log.Info("recording market data", "component", "feed", "venues", len(venues), "max_age", rc.MaxAge, "checkpoints", rc.CheckpointInterval)
@@ -117,7 +125,21 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 		onStart(Started{NATSURL: natsURL, MetricsURL: metricsURL, Service: svc})
 	}
 
+	// The recorders outlive the service by its shutdown, so that the
+	// shutdown Resets are recorded too.
+	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
+	var recWG sync.WaitGroup
+	for _, r := range recorders {
+		recWG.Go(func() {
+			if err := r.Run(recCtx); err != nil {
+				log.Error("recorder", "component", "feed", "err", err)
+			}
+		})
+	}
 	runErr := svc.Run(ctx)
+	_ = nc.Flush()
+	stopRec()
+	recWG.Wait()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/paddockhq/paddock/internal/natsconn"
+	"github.com/paddockhq/paddock/natsauth"
+	"github.com/paddockhq/paddock/record"
+	"github.com/paddockhq/paddock/venue"
+)
+
+func init() {
+	commands["record"] = command{"market data recordings: coverage (what a replay environment can replay)", runRecord}
+}
+
+func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || isHelp(args[0]) {
+		fmt.Fprint(stdout, "usage: paddock record coverage [-nats-url URL] [-nats-creds FILE]\n\n  coverage   the recorded range of every venue: replay_start and replay_end must lie inside it\n")
+		if len(args) == 0 {
+			return usageError{"paddock record: a command is required (coverage)"}
+		}
+		return nil
+	}
+	if args[0] != "coverage" {
+		return usageError{fmt.Sprintf("paddock record: unknown command %q (coverage)", args[0])}
+	}
+	fs := flag.NewFlagSet("record coverage", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("nats-url", envDefault("PADDOCK_NATS_URL", "nats://127.0.0.1:4222"), "NATS URL [PADDOCK_NATS_URL]")
+	creds := fs.String("nats-creds", envDefault("PADDOCK_NATS_CREDS", ""), "NATS credentials (make run: .state/nats-auth/envmgr.creds) [PADDOCK_NATS_CREDS]")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	opts := []nats.Option{nats.Name("paddock-record")}
+	if *creds != "" {
+		opts = append(opts, nats.UserCredentials(*creds), nats.CustomInboxPrefix(natsauth.ManagerInbox))
+	}
+	nc, drain, err := natsconn.Connect(*url, opts...)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = drain() }()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	found := 0
+	for _, v := range venue.All() {
+		r, err := record.Coverage(ctx, js, v.Name, "")
+		if errors.Is(err, record.ErrNotRecorded) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("coverage of %s: %w", v.Name, err)
+		}
+		found++
+		fmt.Fprintln(stdout, strings.Replace(r.String(), v.Name+"  recorded", v.Name+" recorded", 1))
+	}
+	if found == 0 {
+		fmt.Fprintln(stdout, "nothing is recorded (the feed records with `record:` in its configuration; make run does)")
+	}
+	return nil
+}

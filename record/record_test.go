@@ -1,0 +1,49 @@
+package record
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// TestFramesRoundTrip: what the recorder batches, Frames gives back in
+// order; a damaged batch is an error.
+func TestFramesRoundTrip(t *testing.T) {
+	var b []byte
+	in := []struct{ s, d string }{{"market.data.binance.btcusdt.trades", "abc"}, {"market.data.binance.btcusdt.orderbook", ""}, {"x", "0123456789"}}
+	for _, f := range in {
+		b = appendFrame(b, f.s, []byte(f.d))
+	}
+	i := 0
+	if err := Frames(b, func(s string, d []byte) error {
+		if s != in[i].s || string(d) != in[i].d {
+			t.Fatalf("frame %d: %q %q", i, s, d)
+		}
+		i++
+		return nil
+	}); err != nil || i != len(in) {
+		t.Fatalf("%d frames, %v", i, err)
+	}
+	for _, bad := range [][]byte{nil, {'P'}, {'P', 2}, {'X', 1}, b[:len(b)-1], append(bytes.Clone(b), 0), {'P', 1, 5, 'a'}} {
+		if err := Frames(bad, func(string, []byte) error { return nil }); !errors.Is(err, ErrBatch) {
+			t.Errorf("%x: %v", bad, err)
+		}
+	}
+}
+
+// FuzzFrames: any bytes are a batch or ErrBatch; every frame lies inside
+// the input.
+func FuzzFrames(f *testing.F) {
+	f.Add(appendFrame(nil, "market.data.binance.btcusdt.trades", []byte("x")))
+	f.Add([]byte{'P', 1, 1, 'a', 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		total := 0
+		err := Frames(b, func(s string, d []byte) error { total += len(s) + len(d); return nil })
+		if err != nil && !errors.Is(err, ErrBatch) {
+			t.Fatal(err)
+		}
+		if total > len(b) {
+			t.Fatalf("frames of %d bytes from %d", total, len(b))
+		}
+	})
+}

@@ -1,0 +1,303 @@
+package replay_test
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/paddockhq/paddock/internal/embednats"
+	"github.com/paddockhq/paddock/internal/natstest"
+	"github.com/paddockhq/paddock/proto"
+	"github.com/paddockhq/paddock/record"
+	"github.com/paddockhq/paddock/replay"
+)
+
+// feedLike is a stream of messages as the feed publishes them for one
+// instrument: a BookSnapshot, then 10-level deltas and trades (3:1), with
+// exchange times t0 + i*step.
+func feedLike(n int, t0 time.Time, step time.Duration) (subjects []string, msgs [][]byte) {
+	ob, _ := proto.DataSubject("binance", "btcusdt", proto.EventOrderbook)
+	tr, _ := proto.DataSubject("binance", "btcusdt", proto.EventTrades)
+	lv := func(p int64, q int64) proto.Level {
+		return proto.Level{Price: proto.Decimal{Mant: p, Exp: -2}, Qty: proto.Decimal{Mant: q, Exp: -5}}
+	}
+	var bids, asks []proto.Level
+	for i := range 10 {
+		bids = append(bids, lv(2712345-int64(i), 100+int64(i)))
+		asks = append(asks, lv(2712346+int64(i), 100+int64(i)))
+	}
+	var seqB, seqT uint64
+	for i := range n {
+		ts := t0.Add(time.Duration(i) * step).UnixNano()
+		var raw []byte
+		switch {
+		case i == 0:
+			seqB++
+			h := proto.Header{Venue: proto.VenueBinance, Seq: seqB, EventTime: ts, RecvTime: ts}
+			raw, _ = proto.AppendBookSnapshot(nil, &h, &proto.BookSnapshot{UpdateID: 1, Bids: bids, Asks: asks})
+			subjects = append(subjects, ob)
+		case i%4 == 3:
+			seqT++
+			h := proto.Header{Venue: proto.VenueBinance, Seq: seqT, EventTime: ts, RecvTime: ts}
+			raw, _ = proto.AppendTrade(nil, &h, &proto.Trade{Price: bids[0].Price, Qty: bids[0].Qty, TradeID: uint64(i), Side: proto.SideBuy})
+			subjects = append(subjects, tr)
+		default:
+			seqB++
+			h := proto.Header{Venue: proto.VenueBinance, Seq: seqB, EventTime: ts, RecvTime: ts}
+			d := []proto.Level{lv(2712345-int64(i%10), 50+int64(i%97))}
+			raw, _ = proto.AppendBookDelta(nil, &h, &proto.BookDelta{FirstUpdateID: uint64(i), LastUpdateID: uint64(i), Bids: d, Asks: asks[:1]})
+			subjects = append(subjects, ob)
+		}
+		msgs = append(msgs, raw)
+	}
+	return subjects, msgs
+}
+
+// recordN publishes n feed-like messages and records them through the
+// recorder, waiting until all are stored.
+func recordN(b testing.TB, c record.Config, n int) (*nats.Conn, jetstream.JetStream, string, time.Time) {
+	dir := b.TempDir()
+	ns := natstest.Server(b, embednats.Options{StoreDir: dir})
+	nc := natstest.Connect(b, ns.ClientURL())
+	js, _ := jetstream.New(nc)
+	if _, err := record.Ensure(context.Background(), js, "binance", c); err != nil {
+		b.Fatal(err)
+	}
+	rec, err := record.NewRecorder(natstest.Connect(b, ns.ClientURL()), js, "binance", nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(ctx) }()
+	time.Sleep(50 * time.Millisecond) // the recorder subscribes
+	t0 := time.Now().Add(-time.Hour)
+	subs, msgs := feedLike(n, t0, time.Millisecond)
+	for i := range msgs {
+		_ = nc.Publish(subs[i], msgs[i])
+		if i%20000 == 0 {
+			_ = nc.Flush() // pace the publisher like a feed: the recorder is a subscriber
+		}
+	}
+	_ = nc.Flush()
+	time.Sleep(200 * time.Millisecond) // the recorder's last batch
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	return nc, js, dir, t0
+}
+
+func diskBytes(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// BenchmarkRecordingBytesPerMessage is the disk cost of a recorded
+// message (a 10-level book, 1-level deltas, trades), with and without the
+// stream's S2 compression.
+func BenchmarkRecordingBytesPerMessage(b *testing.B) {
+	const n = 200_000
+	for _, comp := range []bool{true, false} {
+		b.Run(fmt.Sprintf("s2=%v", comp), func(b *testing.B) {
+			var perMsg, payload float64
+			for b.Loop() {
+				_, _, dir, _ := recordN(b, record.Config{Uncompressed: !comp}, n)
+				perMsg = float64(diskBytes(dir)) / n
+				_, msgs := feedLike(n, time.Now(), time.Millisecond)
+				var sum int
+				for _, m := range msgs {
+					sum += len(m)
+				}
+				payload = float64(sum) / n
+			}
+			b.ReportMetric(perMsg, "disk-B/msg")
+			b.ReportMetric(payload, "payload-B/msg")
+		})
+	}
+}
+
+// BenchmarkIngestWithRecording is the feed's publish path (core NATS
+// publishes at full speed, then a flush) with and without the recording
+// stream capturing the subjects, in one run: recording is the server's
+// work, not the feed's.
+func BenchmarkIngestWithRecording(b *testing.B) {
+	const n = 200_000
+	subs, msgs := feedLike(n, time.Now(), time.Millisecond)
+	for _, rec := range []bool{false, true} {
+		b.Run(fmt.Sprintf("record=%v", rec), func(b *testing.B) {
+			ns := natstest.Server(b, embednats.Options{StoreDir: b.TempDir()})
+			nc := natstest.Connect(b, ns.ClientURL())
+			if rec {
+				js, _ := jetstream.New(nc)
+				if _, err := record.Ensure(context.Background(), js, "binance", record.Config{}); err != nil {
+					b.Fatal(err)
+				}
+				r, _ := record.NewRecorder(natstest.Connect(b, ns.ClientURL()), js, "binance", nil, nil)
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- r.Run(ctx) }()
+				defer func() { cancel(); <-done }()
+				time.Sleep(50 * time.Millisecond) // the recorder subscribes
+			}
+			b.ReportAllocs()
+			start := time.Now()
+			for b.Loop() {
+				for i := range msgs {
+					_ = nc.Publish(subs[i], msgs[i])
+				}
+				_ = nc.Flush()
+			}
+			b.ReportMetric(float64(n*b.N)/time.Since(start).Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkReplayThroughput replays a recorded range at max speed to one
+// subscriber and reports delivered messages per second.
+func BenchmarkReplayThroughput(b *testing.B) {
+	const n = 300_000
+	nc, js, _, t0 := recordN(b, record.Config{}, n)
+	var got atomic.Int64
+	sub, _ := nc.Subscribe("replay.bench.market.data.>", func(*nats.Msg) { got.Add(1) })
+	_ = sub.SetPendingLimits(-1, -1)
+	defer sub.Unsubscribe()
+	_ = nc.Flush()
+	var msgs uint64
+	start := time.Now()
+	for b.Loop() {
+		r, err := replay.New(js, nc, replay.Config{Prefix: "replay.bench", Instruments: []replay.Instrument{{Venue: "binance", Symbol: "btcusdt"}},
+			Start: t0.Add(time.Millisecond), End: t0.Add(time.Duration(n) * time.Millisecond), Lookback: time.Second}, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { _ = r.Run(ctx) }()
+		<-r.Done()
+		msgs += r.Published()
+		cancel()
+	}
+	b.ReportMetric(float64(msgs)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// BenchmarkReplayStartMidRecording is the time from starting a replay in
+// the middle of a long recording to its first delivered message: the
+// checkpoint is found by time, not by reading from the beginning.
+func BenchmarkReplayStartMidRecording(b *testing.B) {
+	const n = 1_000_000
+	nc, js, _, _ := recordN(b, record.Config{}, n)
+	// The stored times are the publish times; the middle by store time:
+	st, _ := js.Stream(context.Background(), record.StreamName("binance"))
+	info, _ := st.Info(context.Background())
+	mid, _ := st.GetMsg(context.Background(), info.State.FirstSeq+(info.State.LastSeq-info.State.FirstSeq)/2)
+	midT := mid.Time
+	var start time.Time
+	_ = record.Frames(mid.Data, func(_ string, d []byte) error {
+		if m, err := proto.Decode(d); err == nil && start.IsZero() {
+			start = record.Time(m)
+		}
+		return nil
+	})
+	first := make(chan struct{}, 1)
+	sub, _ := nc.Subscribe("replay.mid.market.data.>", func(*nats.Msg) {
+		select {
+		case first <- struct{}{}:
+		default:
+		}
+	})
+	defer sub.Unsubscribe()
+	var worst time.Duration
+	for b.Loop() {
+		r, err := replay.New(js, nc, replay.Config{Prefix: "replay.mid", Instruments: []replay.Instrument{{Venue: "binance", Symbol: "btcusdt"}},
+			Start: start, End: start.Add(time.Second), Lookback: time.Since(midT) + time.Second}, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		began := time.Now()
+		go func() { _ = r.Run(ctx) }()
+		<-first
+		worst = max(worst, time.Since(began))
+		cancel()
+	}
+	b.ReportMetric(float64(worst.Microseconds())/1000, "ms-to-first-worst")
+}
+
+// BenchmarkReplayPacing replays 5 s of recording at 1x and reports how
+// late messages are delivered against their recorded offsets from the
+// first one (p50, p99, max).
+func BenchmarkReplayPacing(b *testing.B) {
+	const n = 5000
+	for b.Loop() {
+		p50, p99, worst := pacing(b, n)
+		b.ReportMetric(float64(p50.Microseconds()), "p50-late-us")
+		b.ReportMetric(float64(p99.Microseconds()), "p99-late-us")
+		b.ReportMetric(float64(worst.Microseconds()), "max-late-us")
+	}
+}
+
+func pacing(t testing.TB, n int) (p50, p99, worst time.Duration) {
+	nc, js, _, t0 := recordN(t, record.Config{}, n)
+	start := t0.Add(time.Millisecond)
+	type arrival struct{ at, rec time.Time }
+	var mu sync.Mutex
+	var arr []arrival
+	sub, _ := nc.Subscribe("replay.pace.market.data.>", func(m *nats.Msg) {
+		now := time.Now()
+		pm, err := proto.Decode(m.Data)
+		if err != nil || pm.Seq() == 1 && pm.Type() == proto.TypeBookSnapshot {
+			return
+		}
+		mu.Lock()
+		arr = append(arr, arrival{at: now, rec: record.Time(pm)})
+		mu.Unlock()
+	})
+	defer sub.Unsubscribe()
+	_ = nc.Flush()
+	r, _ := replay.New(js, nc, replay.Config{Prefix: "replay.pace", Instruments: []replay.Instrument{{Venue: "binance", Symbol: "btcusdt"}},
+		Start: start, End: t0.Add(time.Duration(n) * time.Millisecond), Speed: 1, Lookback: time.Second}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = r.Run(ctx) }()
+	<-r.Done()
+	_ = nc.Flush()
+	for {
+		mu.Lock()
+		k := len(arr)
+		mu.Unlock()
+		if uint64(k+1) >= r.Published() {
+			break
+		}
+		time.Sleep(5 * time.Millisecond) // the subscriber drains
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Lateness against the recorded offsets from the first delivery.
+	var late []time.Duration
+	for _, a := range arr {
+		late = append(late, a.at.Sub(arr[0].at)-a.rec.Sub(arr[0].rec))
+	}
+	sort.Slice(late, func(i, j int) bool { return late[i] < late[j] })
+	if len(late) < n/2 {
+		t.Fatalf("only %d messages measured", len(late))
+	}
+	p := func(q float64) time.Duration { return late[int(q*float64(len(late)-1))] }
+	return p(0.5), p(0.99), late[len(late)-1]
+}
