@@ -69,6 +69,9 @@ const (
 	FlagSnapshotReply Flags = 1 << 0
 	// FlagReplay marks a message re-published from a recording, not live.
 	FlagReplay Flags = 1 << 1
+	// FlagImported marks a message imported from a venue's historical
+	// dump, not recorded live by the feed.
+	FlagImported Flags = 1 << 2
 )
 
 // Header holds the common header fields an encoder writes. Version, type and

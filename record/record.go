@@ -66,13 +66,24 @@ func Ensure(ctx context.Context, js jetstream.JetStream, venue string, c Config)
 	if maxBytes <= 0 {
 		maxBytes = -1
 	}
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: StreamName(venue), Subjects: []string{RecordingPrefix + "." + venue},
-		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: c.MaxAge, MaxBytes: maxBytes,
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: StreamName(venue),
+		Subjects: []string{RecordingPrefix + "." + venue, ImportedPrefix + "." + venue + ".>"},
+		Storage:  jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld, MaxAge: c.MaxAge, MaxBytes: maxBytes,
 		Replicas: c.Replicas, Compression: comp, Description: "paddock market data recording of " + venue})
 	if err != nil {
 		return nil, fmt.Errorf("recording stream for %s: %w", venue, err)
 	}
 	return s, nil
+}
+
+// Open returns venue's recording stream, creating it with the defaults
+// when there is none (an existing one keeps its retention).
+func Open(ctx context.Context, js jetstream.JetStream, venue string) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, StreamName(venue))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return Ensure(ctx, js, venue, Config{})
+	}
+	return s, err
 }
 
 // Time is a recorded message's time: the exchange's event time, else the
@@ -97,10 +108,10 @@ func (r Range) String() string {
 // ErrNotRecorded: nothing of the venue is recorded.
 var ErrNotRecorded = errors.New("record: not recorded")
 
-// Coverage is the recorded range of venue: the first stored batch's first
-// message and the last one's last. (A replay needs a checkpoint of an
+// Coverage is the recorded range of venue: from the earliest to the latest
+// message, recorded live or imported. (A replay needs a checkpoint of an
 // instrument's book before it; the feed writes one every
-// CheckpointInterval.)
+// CheckpointInterval; imported days carry trades or best prices only.)
 func Coverage(ctx context.Context, js jetstream.JetStream, venue, symbol string) (Range, error) {
 	r := Range{Venue: venue, Symbol: symbol}
 	if err := proto.CheckToken(venue); err != nil {
@@ -113,36 +124,57 @@ func Coverage(ctx context.Context, js jetstream.JetStream, venue, symbol string)
 	if err != nil {
 		return r, err
 	}
-	info, err := s.Info(ctx)
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(ImportedPrefix+"."+venue+".>"))
 	if err != nil {
 		return r, err
 	}
-	if info.State.Msgs == 0 {
-		return r, fmt.Errorf("%w: the recording of %s is empty", ErrNotRecorded, venue)
-	}
-	for _, x := range []struct {
-		seq   uint64
-		t     *time.Time
-		first bool
-	}{{info.State.FirstSeq, &r.First, true}, {info.State.LastSeq, &r.Last, false}} {
-		m, err := s.GetMsg(ctx, x.seq)
-		if err != nil {
-			return r, err
+	var lo, hi string // the first and last imported day's subjects
+	for subj := range info.State.Subjects {
+		if lo == "" || subj < lo {
+			lo = subj
 		}
-		err = Frames(m.Data, func(_ string, data []byte) error {
+		if subj > hi {
+			hi = subj
+		}
+	}
+	widen := func(m *jetstream.RawStreamMsg, first bool) error {
+		return Frames(m.Data, func(_ string, data []byte) error {
 			pm, err := proto.Decode(data)
 			if err != nil {
 				return nil
 			}
-			if x.first && !x.t.IsZero() {
-				return nil
+			t := Time(pm)
+			if r.First.IsZero() || t.Before(r.First) {
+				r.First = t
 			}
-			*x.t = Time(pm)
+			if t.After(r.Last) {
+				r.Last = t
+			}
 			return nil
 		})
-		if err != nil {
+	}
+	live := RecordingPrefix + "." + venue
+	for _, subj := range []string{live, lo, hi} {
+		if subj == "" {
+			continue
+		}
+		if m, err := s.GetMsg(ctx, info.State.FirstSeq, jetstream.WithGetMsgSubject(subj)); err == nil {
+			if err := widen(m, true); err != nil {
+				return r, err
+			}
+		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return r, err
 		}
+		if m, err := s.GetLastMsgForSubject(ctx, subj); err == nil {
+			if err := widen(m, false); err != nil {
+				return r, err
+			}
+		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return r, err
+		}
+	}
+	if r.First.IsZero() {
+		return r, fmt.Errorf("%w: the recording of %s is empty", ErrNotRecorded, venue)
 	}
 	return r, nil
 }

@@ -3,7 +3,9 @@ package record
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestFramesRoundTrip: what the recorder batches, Frames gives back in
@@ -44,6 +46,27 @@ func FuzzFrames(f *testing.F) {
 		}
 		if total > len(b) {
 			t.Fatalf("frames of %d bytes from %d", total, len(b))
+		}
+	})
+}
+
+// FuzzParseDump: any CSV is rows or ErrDump, never a panic; rows come in
+// time order.
+func FuzzParseDump(f *testing.F) {
+	f.Add("1,1.0,1.0,1.0,1714521600000,True,True\n2,1.5,0.1,1.0,1714521600001,False,True\n", "trades")
+	f.Add("agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n7,1,1,1,1,1714521600000,false\n", "um-aggTrades")
+	f.Add("1,1,1,1,1,1714521600000000,1\n", "um-bookTicker")
+	f.Fuzz(func(t *testing.T, csv, kind string) {
+		var last time.Time
+		err := parseDump(strings.NewReader(csv), Kind(kind), func(r row) error {
+			if r.t.Before(last) {
+				t.Fatalf("row %d out of order", r.line)
+			}
+			last = r.t
+			return nil
+		})
+		if err != nil && !errors.Is(err, ErrDump) {
+			t.Fatal(err)
 		}
 	})
 }

@@ -272,25 +272,43 @@ func (r *Replayer) open(ctx context.Context) ([]*cursor, error) {
 	from := r.c.Start.Add(-r.c.Lookback)
 	var out []*cursor
 	for _, v := range venues {
-		cons, err := r.js.OrderedConsumer(ctx, record.StreamName(v), jetstream.OrderedConsumerConfig{
-			DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from})
-		if err != nil {
-			return nil, fmt.Errorf("read the recording of %s: %w", v, err)
+		// The live recording, found by store time; and the imported days
+		// the range touches, found by subject (their store time is the
+		// import's).
+		live := jetstream.OrderedConsumerConfig{FilterSubjects: []string{record.RecordingPrefix + "." + v},
+			DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
+		var days []string
+		for d := from.UTC().Truncate(24 * time.Hour); d.Before(r.c.End); d = d.Add(24 * time.Hour) {
+			days = append(days, record.ImportedSubject(v, d))
 		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(256))
-		if err != nil {
-			return nil, fmt.Errorf("read the recording of %s: %w", v, err)
+		for _, cfg := range []jetstream.OrderedConsumerConfig{live, {FilterSubjects: days}} {
+			c, err := r.cursor(ctx, v, cfg, want[v])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, c)
 		}
-		c := &cursor{it: it, want: want[v]}
-		if info, err := cons.Info(ctx); err == nil && info.NumPending == 0 {
-			c.done = true
-			it.Stop()
-		} else {
-			c.next()
-		}
-		out = append(out, c)
 	}
 	return out, nil
+}
+
+func (r *Replayer) cursor(ctx context.Context, venue string, cfg jetstream.OrderedConsumerConfig, want map[string]bool) (*cursor, error) {
+	cons, err := r.js.OrderedConsumer(ctx, record.StreamName(venue), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("read the recording of %s: %w", venue, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	if err != nil {
+		return nil, fmt.Errorf("read the recording of %s: %w", venue, err)
+	}
+	c := &cursor{it: it, want: want}
+	if info, err := cons.Info(ctx); err == nil && info.NumPending == 0 {
+		c.done = true
+		it.Stop()
+	} else {
+		c.next()
+	}
+	return c, nil
 }
 
 // earliest is the cursor whose head comes first (venues interleave by

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,16 +24,24 @@ func init() {
 
 func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || isHelp(args[0]) {
-		fmt.Fprint(stdout, "usage: paddock record coverage [-nats-url URL] [-nats-creds FILE]\n\n  coverage   the recorded range of every venue: replay_start and replay_end must lie inside it\n")
+		fmt.Fprint(stdout, "usage: paddock record coverage|import [-nats-url URL] [-nats-creds FILE]\n\n"+
+			"  coverage   the recorded range of every venue: replay_start and replay_end must lie inside it\n"+
+			"  import -venue V -symbol S -kind K FILE.zip [-checksum FILE.zip.CHECKSUM]\n"+
+			"             backfill a day from a Binance public data dump; kinds: trades, aggTrades (spot),\n"+
+			"             um-aggTrades, um-bookTicker (USD-M futures)\n")
 		if len(args) == 0 {
 			return usageError{"paddock record: a command is required (coverage)"}
 		}
 		return nil
 	}
-	if args[0] != "coverage" {
-		return usageError{fmt.Sprintf("paddock record: unknown command %q (coverage)", args[0])}
+	if args[0] != "coverage" && args[0] != "import" {
+		return usageError{fmt.Sprintf("paddock record: unknown command %q (coverage, import)", args[0])}
 	}
-	fs := flag.NewFlagSet("record coverage", flag.ContinueOnError)
+	fs := flag.NewFlagSet("record "+args[0], flag.ContinueOnError)
+	v := fs.String("venue", "", "import: the venue (binance, binance-perp)")
+	sym := fs.String("symbol", "", "import: the instrument's subject token (btcusdt)")
+	kind := fs.String("kind", "", "import: trades, aggTrades, um-aggTrades or um-bookTicker")
+	sum := fs.String("checksum", "", "import: the .CHECKSUM file (default FILE.zip.CHECKSUM)")
 	fs.SetOutput(stderr)
 	url := fs.String("nats-url", envDefault("PADDOCK_NATS_URL", "nats://127.0.0.1:4222"), "NATS URL [PADDOCK_NATS_URL]")
 	creds := fs.String("nats-creds", envDefault("PADDOCK_NATS_CREDS", ""), "NATS credentials (make run: .state/nats-auth/envmgr.creds) [PADDOCK_NATS_CREDS]")
@@ -51,6 +60,25 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return err
+	}
+	if args[0] == "import" {
+		if len(fs.Args()) != 1 || *v == "" || *sym == "" || *kind == "" {
+			return usageError{"usage: paddock record import -venue V -symbol S -kind K FILE.zip [-checksum FILE]"}
+		}
+		file := fs.Args()[0]
+		if *sum == "" {
+			*sum = file + ".CHECKSUM"
+		}
+		if _, err := record.Open(ctx, js, *v); err != nil {
+			return err
+		}
+		res, err := record.Import(ctx, js, *v, *sym, record.Kind(*kind), file, *sum)
+		if err != nil {
+			return exitError{exitRefused, err}
+		}
+		fmt.Fprintf(stdout, "imported %d messages of %s %s, %s .. %s (flagged imported)\n", res.Messages, *v, *sym,
+			res.First.Format(time.RFC3339), res.Last.Format(time.RFC3339))
+		return nil
 	}
 	found := 0
 	for _, v := range venue.All() {
