@@ -196,7 +196,7 @@ func (l *Lifecycle) Check(e *Environment, now time.Time) Due {
 	var passed []int64
 	for _, b := range l.warnBefore() {
 		at := e.ExpiresAt.Add(-b)
-		if now.Before(at) || at.Before(set) {
+		if now.Before(at) || !at.After(set) { // (a 4h TTL has no 4h warning either)
 			continue
 		}
 		s := int64(b / time.Second)

@@ -485,3 +485,17 @@ func TestShortTTLHasNoEarlyWarning(t *testing.T) {
 		t.Fatalf("after downtime: %+v", d)
 	}
 }
+
+// TestNoWarningAtCreation: an environment whose TTL equals a warning offset
+// is not warned the moment it is created.
+func TestNoWarningAtCreation(t *testing.T) {
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	var l envmgr.Lifecycle
+	e := envmgr.Environment{Name: "x", State: envmgr.StateReady, Desired: envmgr.WantRunning, CreatedAt: now, DeadlineSetAt: now, ExpiresAt: now.Add(4 * time.Hour)}
+	if d := l.Check(&e, now); d.Warn != nil {
+		t.Fatalf("warned at creation: %+v", d.Warn)
+	}
+	if d := l.Check(&e, now.Add(3*time.Hour)); d.Warn == nil || d.Warn.Before != 3600 {
+		t.Fatalf("the 1h warning: %+v", d)
+	}
+}

@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/paddockhq/paddock/envmgr/api"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a running
@@ -79,6 +82,7 @@ func TestDevRunsTheExampleEndToEnd(t *testing.T) {
 	// Children of this process (the node) act as the paddock binary.
 	t.Setenv("PADDOCK_TEST_AS_PADDOCK", "1")
 	state := t.TempDir()
+	began := time.Now()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var out syncBuffer
@@ -127,6 +131,47 @@ func TestDevRunsTheExampleEndToEnd(t *testing.T) {
 		return json.NewDecoder(resp.Body).Decode(&st) == nil && st.Strategy.Running && st.RecentFills > 0
 	})
 	nodePID, _ := os.ReadFile(filepath.Join(dir, "node.pid"))
+
+	// The simulator has been recorded since the feed started: a replay
+	// environment of the last few seconds comes up, and the same strategy
+	// trades on the replayed books.
+	apiURL := regexp.MustCompile(`export PADDOCK_URL=(\S+)`).FindStringSubmatch(out.String())
+	if apiURL == nil {
+		t.Fatalf("no API URL in the banner:\n%s", out.String())
+	}
+	token, _ := os.ReadFile(filepath.Join(state, devTokenFile))
+	c := &api.Client{BaseURL: apiURL[1], Token: strings.TrimSpace(string(token))}
+	// A window inside what is recorded: from a few seconds after the feed
+	// started to a second ago.
+	// (the example strategy trades once it has seen a window of prices)
+	wait("half a minute of recording", 90*time.Second, func() bool { return time.Since(began) > 35*time.Second })
+	start := began.Add(5 * time.Second).Truncate(time.Second)
+	end := time.Now().Add(-time.Second).Truncate(time.Second)
+	raw, _ := os.ReadFile("../../examples/replay.dev-env.yaml")
+	y := regexp.MustCompile(`replay_start: "[^"]*"`).ReplaceAllString(string(raw), `replay_start: "`+start.UTC().Format(time.RFC3339)+`"`)
+	y = regexp.MustCompile(`replay_end: "[^"]*"`).ReplaceAllString(y, `replay_end: "`+end.UTC().Format(time.RFC3339)+`"`)
+	if _, err := c.Create(ctx, api.CreateBody{SpecYAML: y}); err != nil {
+		t.Fatalf("the replay example over %s .. %s: %v", start, end, err)
+	}
+	rdir := filepath.Join(state, "envs", "replay-demo")
+	wait("the replay environment's first fill", 90*time.Second, func() bool {
+		key, _ := os.ReadFile(filepath.Join(rdir, "api-key"))
+		ep, _ := os.ReadFile(filepath.Join(rdir, "endpoint"))
+		if len(ep) == 0 {
+			return false
+		}
+		req, _ := http.NewRequest("GET", string(ep)+"/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var rs struct {
+			RecentFills int `json:"recent_fills"`
+		}
+		return json.NewDecoder(resp.Body).Decode(&rs) == nil && rs.RecentFills > 0
+	})
 	cancel()
 	select {
 	case err := <-done:
