@@ -8,7 +8,7 @@ BENCHTIME ?= 1s
 # Packages whose benchmarks `make bench` runs, with ratios computed in one run.
 BENCH_PKGS ?= ./proto ./bench/wire ./feed/jsonscan ./feed/session ./feed/binance ./feed/bybit ./book ./risk ./sandbox ./envmgr ./envmgr/natskv ./envmgr/local
 
-.PHONY: run build test vet fmt-check go-test alloc-test js-test tf-fmt tf-tools test-module aws-provider bench bench-e2e bench-tf fuzz lint proto-gen
+.PHONY: run build test vet fmt-check go-test alloc-test js-test tf-fmt tf-tools test-module aws-provider bench bench-replay bench-e2e bench-tf fuzz lint proto-gen
 
 ## run: the main job on embedded defaults (no cloud account, no internet):
 ## the venue simulator, the feed and its embedded NATS server, the manager and
@@ -88,6 +88,10 @@ js-test:
 ## bench: hot-path benchmarks, with each codec compared to paddock's in the same run.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(BENCH_PKGS) | $(GO) run ./bench/cmd/benchratio -base codec=paddock
+
+## bench-replay: recording and replay figures (disk bytes per message, ingest with and without the recorder, replay throughput, pacing, time to the first message).
+bench-replay:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./replay
 
 ## bench-e2e: simulator -> feed -> NATS -> 1/10/100 subscribers, against raw NATS in the same run.
 bench-e2e:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,10 +318,9 @@ func equalBooks(a, b *book.Book) bool {
 func TestANodeJoinsAReplay(t *testing.T) {
 	nc, js, rec := session(t)
 	start, end := rec[0].t.Add(300*time.Millisecond), rec[len(rec)-1].t
-	var mu sync.Mutex
-	var last *marketdata.Book
+	var live atomic.Bool // the book is the Market goroutine's: its handler reports
 	m, err := marketdata.NewMarketAt(nc, "replay.node", []marketdata.Instrument{{Venue: "binance", Symbol: "btcusdt"}}, marketdata.Handlers{
-		Book: func(b *marketdata.Book, _, _ []proto.Level) { mu.Lock(); last = b; mu.Unlock() }})
+		Book: func(b *marketdata.Book, _, _ []proto.Level) { live.Store(b.Live()) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,10 +340,7 @@ func TestANodeJoinsAReplay(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		mu.Lock()
-		ok := last != nil && last.Live()
-		mu.Unlock()
-		if ok {
+		if live.Load() {
 			break
 		}
 		if time.Now().After(deadline) {
