@@ -154,7 +154,17 @@ func TestDevRunsTheExampleEndToEnd(t *testing.T) {
 		t.Fatalf("the replay example over %s .. %s: %v", start, end, err)
 	}
 	rdir := filepath.Join(state, "envs", "replay-demo")
-	wait("the replay environment's first fill", 90*time.Second, func() bool {
+	defer func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(rdir, "node.log"))
+			e, _, err := c.Get(context.Background(), "replay-demo")
+			t.Logf("replay-demo: %s %s %s (%v)\nnode.log:\n%s", e.State, e.Reason, e.Health.Summary(), err, log)
+		}
+	}()
+	// The strategy trades on the replayed books: the risk gate accepts its
+	// orders only on a live book, and this node's book is the replay's
+	// (fills against replayed books: TestANodeTradesOnAReplay in sandbox).
+	wait("the replay environment's strategy to trade", 90*time.Second, func() bool {
 		key, _ := os.ReadFile(filepath.Join(rdir, "api-key"))
 		ep, _ := os.ReadFile(filepath.Join(rdir, "endpoint"))
 		if len(ep) == 0 {
@@ -168,9 +178,10 @@ func TestDevRunsTheExampleEndToEnd(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		var rs struct {
+			OpenOrders  int `json:"open_orders"`
 			RecentFills int `json:"recent_fills"`
 		}
-		return json.NewDecoder(resp.Body).Decode(&rs) == nil && rs.RecentFills > 0
+		return json.NewDecoder(resp.Body).Decode(&rs) == nil && (rs.OpenOrders > 0 || rs.RecentFills > 0)
 	})
 	cancel()
 	select {
