@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paddockhq/paddock/envmgr"
 	"github.com/paddockhq/paddock/envmgr/api"
 )
 
@@ -161,27 +162,14 @@ func TestDevRunsTheExampleEndToEnd(t *testing.T) {
 			t.Logf("replay-demo: %s %s %s (%v)\nnode.log:\n%s", e.State, e.Reason, e.Health.Summary(), err, log)
 		}
 	}()
-	// The strategy trades on the replayed books: the risk gate accepts its
-	// orders only on a live book, and this node's book is the replay's
-	// (fills against replayed books: TestANodeTradesOnAReplay in sandbox).
-	wait("the replay environment's strategy to trade", 90*time.Second, func() bool {
-		key, _ := os.ReadFile(filepath.Join(rdir, "api-key"))
-		ep, _ := os.ReadFile(filepath.Join(rdir, "endpoint"))
-		if len(ep) == 0 {
-			return false
-		}
-		req, _ := http.NewRequest("GET", string(ep)+"/v1/status", nil)
-		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(key)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var rs struct {
-			OpenOrders  int `json:"open_orders"`
-			RecentFills int `json:"recent_fills"`
-		}
-		return json.NewDecoder(resp.Body).Decode(&rs) == nil && (rs.OpenOrders > 0 || rs.RecentFills > 0)
+	// The node replays the window into its namespace and its book is live
+	// on it (orders against a replayed book, and their fills:
+	// TestANodeTradesOnAReplay in sandbox).
+	wait("the replay environment to replay its window with a live book", 90*time.Second, func() bool {
+		e, _, err := c.Get(ctx, "replay-demo")
+		log, _ := os.ReadFile(filepath.Join(rdir, "node.log"))
+		return err == nil && e.State == envmgr.StateReady && e.Health != nil && e.Health.BooksLive == 1 &&
+			regexp.MustCompile(`replay done.*messages=[1-9]`).Match(log)
 	})
 	cancel()
 	select {
