@@ -361,7 +361,7 @@ func TestPullRequestEnvironments(t *testing.T) {
 	g.waitFor("pr-2 destroyed", func() bool { e, _ := g.env("pr-2"); return e.State == envmgr.StateDestroyed })
 	g.waitFor("the comment to say it is destroyed", func() bool {
 		b := g.gh.body(2)
-		return strings.Contains(b, "destroyed") && strings.Contains(b, "pull request #2 was merged")
+		return strings.Contains(b, "paddock environment `pr-2`: destroyed") && strings.Contains(b, "pull request #2 was merged")
 	})
 	if cs := g.gh.paddockComments(2); len(cs) != 1 {
 		t.Fatalf("%d paddock comments on #2 at the end", len(cs))
