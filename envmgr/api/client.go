@@ -30,10 +30,19 @@ type Client struct {
 }
 
 // Update moves an environment to a new commit (integration and admin
-// tokens).
+// tokens). Moving to a commit is idempotent, so a 409 conflict (the
+// reconciler wrote the record meanwhile) is retried a few times.
 func (c *Client) Update(ctx context.Context, name string, b CreateBody) (envmgr.Environment, error) {
 	var e envmgr.Environment
-	return e, c.do(ctx, "POST", "/v1/environments/"+name+"/update", b, &e)
+	var err error
+	for range 10 {
+		err = c.do(ctx, "POST", "/v1/environments/"+name+"/update", b, &e)
+		var se *StatusError
+		if !errors.As(err, &se) || se.Status != http.StatusConflict || se.Body.Code != "conflict" {
+			return e, err
+		}
+	}
+	return e, err
 }
 
 // Orphans is the sweeper's dry run (admins only).

@@ -294,6 +294,7 @@ func TestPullRequestEnvironments(t *testing.T) {
 		g.waitFor(c.want, func() bool { return strings.Contains(g.gh.body(2), c.want) })
 	}
 	g.waitFor("pr-2 stopped", func() bool { e, _ := g.env("pr-2"); return e.State == envmgr.StateStopped })
+	g.waitFor("the comment to show it stopped", func() bool { return strings.Contains(g.gh.body(2), "paddock environment `pr-2`: stopped") })
 	if after, _ := g.env("pr-2"); !after.ExpiresAt.Equal(before.ExpiresAt.Add(2 * time.Hour)) {
 		t.Fatalf("deadline %s, want %s", after.ExpiresAt, before.ExpiresAt.Add(2*time.Hour))
 	}
