@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -115,6 +116,9 @@ type Recorder struct {
 	batch []byte
 	n     int
 	acks  sync.WaitGroup // one per batch in flight
+
+	subscribed chan struct{}
+	recorded   atomic.Uint64
 }
 
 // NewRecorder prepares venue's recorder; the stream must exist (Ensure).
@@ -129,24 +133,44 @@ func NewRecorder(nc *nats.Conn, js jetstream.JetStream, venue string, log *slog.
 		m = NewMetrics(nil)
 	}
 	return &Recorder{nc: nc, js: js, venue: venue, subject: RecordingPrefix + "." + venue, every: 50 * time.Millisecond, maxBatch: 256 << 10,
-		log: log.With("component", "recorder", "venue", venue), m: m}, nil
+		log: log.With("component", "recorder", "venue", venue), m: m, subscribed: make(chan struct{})}, nil
 }
 
-// Run records until ctx ends, then stores what it holds.
+// Subscribed is closed once the recorder's subscription is in place on
+// the server: what is published after it is recorded.
+func (r *Recorder) Subscribed() <-chan struct{} { return r.subscribed }
+
+// Recorded counts the messages stored (acknowledged by JetStream).
+func (r *Recorder) Recorded() uint64 { return r.recorded.Load() }
+
+// Run records until ctx ends, then drains its subscription (what was
+// published before the end is recorded, not dropped) and stores what it
+// holds.
 func (r *Recorder) Run(ctx context.Context) error {
 	sub, err := r.nc.Subscribe(proto.DataPrefix+"."+r.venue+".>", r.add)
 	if err != nil {
 		return fmt.Errorf("record %s: %w", r.venue, err)
 	}
 	_ = sub.SetPendingLimits(1<<20, 512<<20)
+	closed := sub.StatusChanged(nats.SubscriptionClosed)
 	defer func() { _ = sub.Unsubscribe() }()
+	if err := r.nc.Flush(); err != nil {
+		return fmt.Errorf("record %s: %w", r.venue, err)
+	}
+	close(r.subscribed)
 	t := time.NewTicker(r.every)
 	defer t.Stop()
 	var lastDropped int
 	for {
 		select {
 		case <-ctx.Done():
-			_ = sub.Unsubscribe()
+			if err := sub.Drain(); err == nil {
+				select {
+				case <-closed:
+				case <-time.After(10 * time.Second):
+					r.log.Warn("the recorder's subscription did not drain; what it held was not recorded")
+				}
+			}
 			r.flush()
 			r.acks.Wait() // each ends with its ack, an error, or the connection's close
 			return nil
@@ -195,6 +219,7 @@ func (r *Recorder) flush() {
 		select {
 		case <-f.Ok():
 			r.m.recorded.WithLabelValues(r.venue).Add(float64(n))
+			r.recorded.Add(uint64(n))
 			r.m.batches.WithLabelValues(r.venue).Inc()
 		case err := <-f.Err():
 			r.m.lost.WithLabelValues(r.venue, "store").Add(float64(n))

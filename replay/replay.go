@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -224,7 +223,7 @@ func (r *Replayer) Run(ctx context.Context) error {
 		r.apply(subj, msg)
 		if r.c.Speed > 0 {
 			due := wallStart.Add(time.Duration(float64(t.Sub(r.c.Start)) / r.c.Speed))
-			if !r.waitUntil(ctx, due) {
+			if !clock.SleepUntil(r.clock, due, ctx.Done()) {
 				break
 			}
 		}
@@ -251,30 +250,6 @@ func (r *Replayer) Run(ctx context.Context) error {
 		<-ctx.Done() // the books stay answerable for the node
 	}
 	return nil
-}
-
-// waitUntil waits for due: a timer for most of the wait and, on the real
-// clock, a yielding spin for the last stretch, since a timer alone wakes
-// up to a millisecond late under load (the pacing benchmark's p99).
-func (r *Replayer) waitUntil(ctx context.Context, due time.Time) bool {
-	const spin = 400 * time.Microsecond
-	if d := due.Sub(r.clock.Now()); d > spin || (d > 0 && r.clock != clock.Real) {
-		if r.clock == clock.Real {
-			d -= spin
-		}
-		if !clock.Sleep(r.clock, d, ctx.Done()) {
-			return false
-		}
-	}
-	if r.clock == clock.Real {
-		for time.Now().Before(due) {
-			if ctx.Err() != nil {
-				return false
-			}
-			runtime.Gosched()
-		}
-	}
-	return true
 }
 
 // open starts one ordered consumer per venue, from Lookback before Start.
