@@ -34,14 +34,16 @@ const (
 // Kinds lists what Import reads.
 var Kinds = []Kind{SpotTrades, SpotAggTrades, FuturesAggTrades, FuturesBookTick}
 
-// ImportedPrefix starts imported.<venue>.<yyyymmdd>, where imported days
-// are stored (beside recording.<venue> in the venue's stream): a replay
-// finds them by day, since their store time is the import's.
+// ImportedPrefix starts imported.<venue>.<instrument>.<yyyymmdd>, where
+// imported days are stored (beside recording.<venue> in the venue's
+// stream): a replay finds them by instrument and day, since their store
+// time is the import's.
 const ImportedPrefix = "imported"
 
-// ImportedSubject is where a day of imported data is stored.
-func ImportedSubject(venue string, day time.Time) string {
-	return ImportedPrefix + "." + venue + "." + day.UTC().Format("20060102")
+// ImportedSubject is where a day of an instrument's imported data is
+// stored.
+func ImportedSubject(venue, instrument string, day time.Time) string {
+	return ImportedPrefix + "." + venue + "." + instrument + "." + day.UTC().Format("20060102")
 }
 
 // ErrDump is a dump that cannot be imported; it says which line and why.
@@ -94,7 +96,7 @@ func Import(ctx context.Context, js jetstream.JetStream, venueName, symbol strin
 	var cur *day
 	var seqT, seqB uint64
 	err = parseDump(f, kind, func(r row) error {
-		subj := ImportedSubject(venueName, r.t)
+		subj := ImportedSubject(venueName, symbol, r.t)
 		if cur == nil || cur.subject != subj {
 			cur = &day{subject: subj}
 			days = append(days, cur)

@@ -71,9 +71,21 @@ func TestImportThenReplay(t *testing.T) {
 	if res.Messages != 100 || !res.First.Equal(day) || !res.Last.Equal(day.Add(99*time.Minute)) {
 		t.Fatalf("imported %+v", res)
 	}
-	rg, err := record.Coverage(t.Context(), js, "binance", "btcusdt")
-	if err != nil || !rg.First.Equal(day) || !rg.Last.Equal(day.Add(99*time.Minute)) {
-		t.Fatalf("coverage %v %v", rg, err)
+	rgs, err := record.Coverage(t.Context(), js, "binance", "btcusdt")
+	if err != nil || len(rgs) != 1 || !rgs[0].Imported || !rgs[0].First.Equal(day) || !rgs[0].Last.Equal(day.Add(99*time.Minute)) {
+		t.Fatalf("coverage %v %v", rgs, err)
+	}
+	// Coverage is the instrument's: another symbol of the venue is not
+	// recorded, and a range past the imported day is not covered.
+	if _, err := record.Coverage(t.Context(), js, "binance", "ethusdt"); !errors.Is(err, record.ErrNotRecorded) || err.Error() != "nothing of binance ethusdt is recorded" {
+		t.Fatalf("ethusdt: %v", err)
+	}
+	if err := record.Check(t.Context(), js, "binance", "btcusdt", day.Add(time.Minute), day.Add(10*time.Minute)); err != nil {
+		t.Fatalf("a covered range: %v", err)
+	}
+	err = record.Check(t.Context(), js, "binance", "btcusdt", day.Add(time.Minute), day.Add(3*time.Hour))
+	if want := "2025-03-04T00:01:00Z .. 2025-03-04T03:00:00Z is not covered: binance btcusdt recorded 2025-03-04T00:00:00Z .. 2025-03-04T01:39:00Z (imported, 1 days, no books)"; err == nil || err.Error() != want {
+		t.Fatalf("an uncovered range: %v\nwant %s", err, want)
 	}
 	var mu sync.Mutex
 	var got []proto.Message

@@ -70,3 +70,25 @@ func FuzzParseDump(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCheckpoint: a marker is read or refused, never half-read.
+func FuzzParseCheckpoint(f *testing.F) {
+	f.Add([]byte(`{"t":"2026-11-01T00:00:00.123456789Z","seq":42}`))
+	f.Add([]byte(`{"t":"2026-11-01T00:00:00Z","seq":0}`))
+	f.Add([]byte(`{"seq":1}`))
+	f.Add([]byte(`{"t":"not a time","seq":1}`))
+	f.Add([]byte(`{"t":"2026-11-01T00:00:00Z","seq":-1}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseCheckpoint(b)
+		if err != nil {
+			if !errors.Is(err, ErrMarker) {
+				t.Fatalf("an error that is not ErrMarker: %v", err)
+			}
+			return
+		}
+		if c.Seq == 0 || c.Time.IsZero() || c.Time.Location() != time.UTC {
+			t.Fatalf("accepted %+v", c)
+		}
+	})
+}

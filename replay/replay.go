@@ -42,8 +42,9 @@ type Config struct {
 	// Speed is the pace against recorded time (1 = as recorded, 10 = ten
 	// times faster); 0 is as fast as possible.
 	Speed float64
-	// Lookback is how far before Start a checkpoint is looked for (default
-	// three checkpoint intervals of the default 1m).
+	// Lookback is how far before Start (by store time) reading begins for
+	// a venue with an instrument that has no checkpoint marker at or
+	// before Start (default three checkpoint intervals of the default 1m).
 	Lookback time.Duration
 }
 
@@ -252,13 +253,18 @@ func (r *Replayer) Run(ctx context.Context) error {
 	return nil
 }
 
-// open starts one ordered consumer per venue, from Lookback before Start.
+// open starts two ordered consumers per venue: its live recording, from
+// the batch of the last checkpoint at or before Start of every replayed
+// instrument (record.Seek; by store time Lookback before Start when an
+// instrument has none), and its imported days that the range touches.
 func (r *Replayer) open(ctx context.Context) ([]*cursor, error) {
 	want := map[string]map[string]bool{}
+	symbols := map[string][]string{}
 	for _, in := range r.c.Instruments {
 		if want[in.Venue] == nil {
 			want[in.Venue] = map[string]bool{}
 		}
+		symbols[in.Venue] = append(symbols[in.Venue], in.Symbol)
 		for _, ev := range []proto.Event{proto.EventTrades, proto.EventOrderbook, proto.EventBBO} {
 			subj, _ := proto.DataSubject(in.Venue, in.Symbol, ev)
 			want[in.Venue][subj] = true
@@ -269,17 +275,17 @@ func (r *Replayer) open(ctx context.Context) ([]*cursor, error) {
 		venues = append(venues, v)
 	}
 	sort.Strings(venues)
-	from := r.c.Start.Add(-r.c.Lookback)
 	var out []*cursor
 	for _, v := range venues {
-		// The live recording, found by store time; and the imported days
-		// the range touches, found by subject (their store time is the
-		// import's).
-		live := jetstream.OrderedConsumerConfig{FilterSubjects: []string{record.RecordingPrefix + "." + v},
-			DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
+		live, err := r.liveStart(ctx, v, symbols[v])
+		if err != nil {
+			return nil, err
+		}
 		var days []string
-		for d := from.UTC().Truncate(24 * time.Hour); d.Before(r.c.End); d = d.Add(24 * time.Hour) {
-			days = append(days, record.ImportedSubject(v, d))
+		for d := r.c.Start.UTC().Truncate(24 * time.Hour); d.Before(r.c.End); d = d.Add(24 * time.Hour) {
+			for _, sym := range symbols[v] {
+				days = append(days, record.ImportedSubject(v, sym, d))
+			}
 		}
 		for _, cfg := range []jetstream.OrderedConsumerConfig{live, {FilterSubjects: days}} {
 			c, err := r.cursor(ctx, v, cfg, want[v])
@@ -290,6 +296,31 @@ func (r *Replayer) open(ctx context.Context) ([]*cursor, error) {
 		}
 	}
 	return out, nil
+}
+
+// liveStart is where venue's live recording is read from: the earliest of
+// its instruments' checkpoints at or before Start.
+func (r *Replayer) liveStart(ctx context.Context, venue string, symbols []string) (jetstream.OrderedConsumerConfig, error) {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{record.RecordingPrefix + "." + venue}}
+	st, err := r.js.Stream(ctx, record.StreamName(venue))
+	if err != nil {
+		return cfg, fmt.Errorf("read the recording of %s: %w", venue, err)
+	}
+	var from uint64
+	for _, sym := range symbols {
+		cp, err := record.Seek(ctx, st, venue, sym, r.c.Start)
+		if err != nil {
+			r.log.Warn("no checkpoint to start from; reading by time", "venue", venue, "instrument", sym, "lookback", r.c.Lookback, "err", err)
+			t := r.c.Start.Add(-r.c.Lookback)
+			cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+			return cfg, nil
+		}
+		if from == 0 || cp.Seq < from {
+			from = cp.Seq
+		}
+	}
+	cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	return cfg, nil
 }
 
 func (r *Replayer) cursor(ctx context.Context, venue string, cfg jetstream.OrderedConsumerConfig, want map[string]bool) (*cursor, error) {

@@ -3,6 +3,7 @@ package replay_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,8 +145,10 @@ func run(t *testing.T, nc *nats.Conn, js jetstream.JetStream, prefix string, sta
 	}
 	defer sub.Unsubscribe()
 	_ = nc.Flush()
+	// A lookback of 1ns: the start is found through the checkpoint
+	// markers, not by reading back in time.
 	r, err := replay.New(js, nc, replay.Config{Prefix: prefix, Instruments: []replay.Instrument{{Venue: "binance", Symbol: "btcusdt"}},
-		Start: start, End: end, Lookback: time.Second}, nil, nil)
+		Start: start, End: end, Lookback: time.Nanosecond}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,5 +353,91 @@ func TestANodeJoinsAReplay(t *testing.T) {
 	}
 	if now := r.Now(); now.Before(start) || !now.Before(end) {
 		t.Fatalf("replay clock %s outside [%s, %s)", now, start, end)
+	}
+	// The client's clock is the replay's, whatever else arrives: after a
+	// heartbeat (stamped with the wall clock) it is still in the range.
+	hb, err := nc.SubscribeSync("replay.node.market.health.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hb.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("no heartbeat: %v", err)
+	}
+	_ = nc.Flush()
+	if now := m.Now(); now.Before(start) || !now.Before(end) {
+		t.Fatalf("the client's market clock %s is outside the replayed [%s, %s)", now, start, end)
+	}
+}
+
+// TestCheckpointIndexAndCoverage: the recorder indexes every batch that
+// holds a checkpoint; Seek finds the last one at or before an instant by
+// exchange time, and the batch it names holds that book; coverage is per
+// instrument, from the first checkpoint to the last message.
+func TestCheckpointIndexAndCoverage(t *testing.T) {
+	_, js, rec := session(t)
+	var snaps []time.Time
+	for _, r := range rec {
+		if m, _ := proto.Decode(r.raw); m.Type() == proto.TypeBookSnapshot && r.subj == "market.data.binance.btcusdt.orderbook" {
+			snaps = append(snaps, r.t)
+		}
+	}
+	st, err := js.Stream(t.Context(), record.StreamName("binance"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := record.Seek(t.Context(), st, "binance", "btcusdt", snaps[0].Add(-time.Nanosecond)); !errors.Is(err, record.ErrNotRecorded) {
+		t.Fatalf("a seek before the first checkpoint: %v", err)
+	}
+	for _, at := range []time.Time{snaps[0], snaps[len(snaps)/3].Add(time.Millisecond), snaps[len(snaps)-1].Add(time.Hour)} {
+		cp, err := record.Seek(t.Context(), st, "binance", "btcusdt", at)
+		if err != nil {
+			t.Fatalf("seek %s: %v", at, err)
+		}
+		// The latest checkpoint at or before at (a batch's marker is its
+		// first checkpoint: checkpoints come 150 ms apart, batches 50 ms).
+		var want time.Time
+		for _, s := range snaps {
+			if !s.After(at) {
+				want = s
+			}
+		}
+		if cp.Time.After(at) || want.Sub(cp.Time) > 100*time.Millisecond {
+			t.Fatalf("seek %s: checkpoint at %s, the last one is at %s", at, cp.Time, want)
+		}
+		m, err := st.GetMsg(t.Context(), cp.Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		_ = record.Frames(m.Data, func(subj string, data []byte) error {
+			pm, err := proto.Decode(data)
+			found = found || err == nil && subj == "market.data.binance.btcusdt.orderbook" && pm.Type() == proto.TypeBookSnapshot && record.Time(pm).Equal(cp.Time)
+			return nil
+		})
+		if !found {
+			t.Fatalf("seek %s: batch %d does not hold the checkpoint of %s", at, cp.Seq, cp.Time)
+		}
+	}
+
+	rgs, err := record.Coverage(t.Context(), js, "binance", "btcusdt")
+	if err != nil || len(rgs) != 1 || rgs[0].Imported || !rgs[0].First.Equal(snaps[0]) || !rgs[0].Last.Equal(rec[len(rec)-1].t) {
+		t.Fatalf("coverage %v %v: want %s .. %s", rgs, err, snaps[0], rec[len(rec)-1].t)
+	}
+	if err := record.Check(t.Context(), js, "binance", "btcusdt", snaps[0], rec[len(rec)-1].t); err != nil {
+		t.Fatalf("the whole session: %v", err)
+	}
+	var nc *record.NotCovered
+	if err := record.Check(t.Context(), js, "binance", "btcusdt", snaps[0].Add(-time.Second), snaps[1]); !errors.As(err, &nc) || len(nc.Have) != 1 ||
+		!strings.Contains(err.Error(), "is not covered: binance btcusdt recorded ") {
+		t.Fatalf("a range starting before the first checkpoint: %v", err)
+	}
+	if err := record.Check(t.Context(), js, "binance", "ethusdt", snaps[0], snaps[1]); !errors.Is(err, record.ErrNotRecorded) || err.Error() != "nothing of binance ethusdt is recorded" {
+		t.Fatalf("an instrument the feed did not record: %v", err)
+	}
+	if err := record.Check(t.Context(), js, "bybit", "btcusdt", snaps[0], snaps[1]); !errors.Is(err, record.ErrNotRecorded) {
+		t.Fatalf("a venue not recorded: %v", err)
+	}
+	if ins, err := record.Instruments(t.Context(), js, "binance"); err != nil || len(ins) != 1 || ins[0] != "btcusdt" {
+		t.Fatalf("instruments %v %v", ins, err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -82,15 +81,23 @@ func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	found := 0
 	for _, v := range venue.All() {
-		r, err := record.Coverage(ctx, js, v.Name, "")
-		if errors.Is(err, record.ErrNotRecorded) {
-			continue
-		}
+		syms, err := record.Instruments(ctx, js, v.Name)
 		if err != nil {
 			return fmt.Errorf("coverage of %s: %w", v.Name, err)
 		}
-		found++
-		fmt.Fprintln(stdout, strings.Replace(r.String(), v.Name+"  recorded", v.Name+" recorded", 1))
+		for _, sym := range syms {
+			rs, err := record.Coverage(ctx, js, v.Name, sym)
+			if errors.Is(err, record.ErrNotRecorded) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("coverage of %s %s: %w", v.Name, sym, err)
+			}
+			for _, r := range rs {
+				found++
+				fmt.Fprintln(stdout, r.String())
+			}
+		}
 	}
 	if found == 0 {
 		fmt.Fprintln(stdout, "nothing is recorded (the feed records with `record:` in its configuration; make run does)")

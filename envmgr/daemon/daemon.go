@@ -334,9 +334,8 @@ func (c *byState) Collect(ch chan<- prometheus.Metric) {
 // recordings answers envmgr.Recordings from the JetStream recording.
 type recordings struct{ js jetstream.JetStream }
 
-func (r recordings) Covered(ctx context.Context, venue, symbol string) (time.Time, time.Time, error) {
-	rg, err := record.Coverage(ctx, r.js, venue, symbol)
-	return rg.First, rg.Last, err
+func (r recordings) Check(ctx context.Context, venue, symbol string, start, end time.Time) error {
+	return record.Check(ctx, r.js, venue, symbol, start, end)
 }
 
 // provisioned is the configured provisioner with what the rest of the
