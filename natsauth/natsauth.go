@@ -259,16 +259,24 @@ func envUser(env string, instruments []Instrument, expires time.Time, replay boo
 // FeedUser publishes market data and answers snapshot requests.
 func FeedUser() User {
 	// It records its own market data too: it reads market.data.> and
-	// stores batches on recording.<venue>.
-	u := User{Name: "feed", Respond: true, Pub: []string{"market.>", "$JS.API.INFO", "recording.>"},
+	// stores batches on recording.<venue> and their checkpoint markers on
+	// checkpoints.<venue>.<instrument>.
+	u := User{Name: "feed", Respond: true, Pub: []string{"market.>", "$JS.API.INFO", record.RecordingPrefix + ".>", record.CheckpointPrefix + ".>"},
 		Sub: []string{proto.SnapshotPrefix + ".>", FeedInbox + ".>", proto.DataPrefix + ".>"}}
 	// ... and, to record, creates the registry venues' recording streams
 	// (named one by one: a wildcard would reach every stream, the
 	// environment store's included).
 	for _, v := range venue.All() {
 		st := record.StreamName(v.Name)
-		u.Pub = append(u.Pub, "$JS.API.STREAM.CREATE."+st, "$JS.API.STREAM.UPDATE."+st, "$JS.API.STREAM.INFO."+st)
+		u.Pub = append(u.Pub, "$JS.API.STREAM.CREATE."+st, "$JS.API.STREAM.UPDATE."+st, "$JS.API.STREAM.INFO."+st,
+			"$JS.API.STREAM.MSG.GET."+st, "$JS.API.DIRECT.GET."+st+".>")
 	}
+	// ... and, run as replicas, elects one recorder per venue through a
+	// lease in its own key-value bucket (and watches it for handovers).
+	kv := "KV_" + record.LeaseBucket
+	u.Pub = append(u.Pub, "$JS.API.STREAM.CREATE."+kv, "$JS.API.STREAM.UPDATE."+kv, "$JS.API.STREAM.INFO."+kv,
+		"$JS.API.STREAM.MSG.GET."+kv, "$JS.API.DIRECT.GET."+kv+".>", "$JS.API.CONSUMER.CREATE."+kv+".>",
+		"$JS.API.CONSUMER.DELETE."+kv+".>", "$JS.API.CONSUMER.INFO."+kv+".>", "$KV."+record.LeaseBucket+".>")
 	return u
 }
 
@@ -284,10 +292,12 @@ const (
 // ManagerUser is the environment manager: JetStream (its store, audit log
 // and the pull-request integration's work queue), its own inbox, the nodes'
 // heartbeats and the feed's health and snapshot subjects (what it asks the
-// feed), and the environments' subjects.
+// feed), and the environments' subjects. `paddock record` runs with it too:
+// coverage, and imports stored on imported.<venue>.<instrument>.<day>.
 func ManagerUser() User {
 	return User{Name: "envmgr",
-		Pub: []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "paddock.audit.>", "paddock.github.>", proto.SnapshotPrefix + ".>", "env.>"},
+		Pub: []string{"$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>", "paddock.audit.>", "paddock.github.>", proto.SnapshotPrefix + ".>", "env.>",
+			record.ImportedPrefix + ".>"},
 		Sub: []string{ManagerInbox + ".>", "env.>", proto.HealthPrefix + ".>"}}
 }
 

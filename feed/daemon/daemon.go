@@ -105,6 +105,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 			if err != nil {
 				return err
 			}
+			r.Lease = rc.Lease
 			recorders = append(recorders, r)
 		}
 		so.CheckpointInterval = rc.CheckpointInterval
@@ -127,19 +128,30 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 
 	// The recorders outlive the service by its shutdown, so that the
 	// shutdown Resets are recorded too.
+	// A recorder that cannot run (no stream, no permission) stops the
+	// feed with its error: configured recording never silently lapses.
 	recCtx, stopRec := context.WithCancel(context.WithoutCancel(ctx))
+	svcCtx, stopSvc := context.WithCancel(ctx)
+	defer stopSvc()
+	recErrs := make(chan error, len(recorders))
 	var recWG sync.WaitGroup
 	for _, r := range recorders {
 		recWG.Go(func() {
 			if err := r.Run(recCtx); err != nil {
-				log.Error("recorder", "component", "feed", "err", err)
+				log.Error("recorder failed; stopping the feed", "component", "feed", "err", err)
+				recErrs <- err
+				stopSvc()
 			}
 		})
 	}
-	runErr := svc.Run(ctx)
+	runErr := svc.Run(svcCtx)
 	_ = nc.Flush()
 	stopRec()
 	recWG.Wait()
+	close(recErrs)
+	for err := range recErrs {
+		runErr = errors.Join(runErr, err)
+	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {

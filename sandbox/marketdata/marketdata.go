@@ -355,7 +355,9 @@ func (m *Market) invalidate(b *Book, why string) {
 // that must be rejoined (appended to rejoin) once the lock is released.
 func (m *Market) handle(nm *nats.Msg, rejoin []*Book) []*Book {
 	msg, err := proto.Decode(nm.Data)
-	if err == nil && msg.Flags()&proto.FlagSnapshotReply == 0 {
+	// The clock follows market data only: a Status heartbeat is stamped
+	// with the wall clock (a replayer's too), which is not the market's.
+	if err == nil && msg.Flags()&proto.FlagSnapshotReply == 0 && msg.Type() != proto.TypeStatus {
 		t := msg.EventTime()
 		if t <= 0 {
 			t = msg.RecvTime()

@@ -155,7 +155,12 @@ func run() error {
 
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
+	lastSummary := time.Now()
 	for {
+		if time.Since(lastSummary) >= summaryEvery {
+			lastSummary = time.Now()
+			summarize(&mu, states, market.Now())
+		}
 		select {
 		case <-ctx.Done():
 			cancelAll(c, &mu, states)
@@ -185,8 +190,25 @@ func run() error {
 				mu.Lock()
 				s.open[o.ID] = time.Now()
 				mu.Unlock()
+				log.Printf("%s %s %s @ %s placed (order %d, %s)", in, req.Side, req.Qty, req.Price, o.ID, o.Status)
+			default:
+				log.Printf("%s %s %s placed (order %d, %s)", in, req.Side, req.Qty, o.ID, o.Status)
 			}
 		}
+	}
+}
+
+// summaryEvery is how often the strategy logs what it follows (never per
+// update: a log line per book update would drown the node's log).
+const summaryEvery = 10 * time.Second
+
+// summarize logs each instrument's book updates so far, mid and average,
+// with the market's clock (the replay clock on a replay).
+func summarize(mu *sync.Mutex, states map[client.Instrument]*state, clock time.Time) {
+	mu.Lock()
+	defer mu.Unlock()
+	for in, s := range states {
+		log.Printf("%s: %d book updates, live %v, bid/ask %s/%s, ema %.2f; market clock %s", in, s.n, s.live, s.bid, s.ask, s.ema, clock.Format(time.RFC3339Nano))
 	}
 }
 
