@@ -63,7 +63,10 @@ type Recorder struct {
 	ring   []ringFrame
 	head   int // ring[head:] is held
 	held   int // bytes in ring[head:]
-	out    chan *pending
+	queue  []*pending // batches for the writer, in order
+	queued int        // bytes in queue
+	wake   chan struct{}
+	ending bool // Run is ending: the writer stores what is queued and returns
 
 	subscribed chan struct{}
 	started    time.Time
@@ -101,8 +104,8 @@ func NewRecorder(nc *nats.Conn, js jetstream.JetStream, venue string, log *slog.
 	}
 	host, _ := os.Hostname()
 	return &Recorder{Lease: 10 * time.Second, ID: host + "-" + strconv.Itoa(os.Getpid()) + "-" + nuid.Next()[:6],
-		nc: nc, js: js, venue: venue, subject: RecordingPrefix + "." + venue, every: 50 * time.Millisecond, maxBatch: 256 << 10, ringMax: 256 << 20,
-		log: log.With("component", "recorder", "venue", venue), m: m, subscribed: make(chan struct{}), out: make(chan *pending, 64)}, nil
+		nc: nc, js: js, venue: venue, subject: RecordingPrefix + "." + venue, every: 50 * time.Millisecond, maxBatch: 1 << 20, ringMax: 256 << 20,
+		log: log.With("component", "recorder", "venue", venue), m: m, subscribed: make(chan struct{}), wake: make(chan struct{}, 1)}, nil
 }
 
 // Subscribed is closed once the recorder's subscription is in place on
@@ -142,6 +145,11 @@ func (r *Recorder) Run(ctx context.Context) error {
 	}
 	r.started = time.Now()
 	close(r.subscribed)
+	// Batches as large as the server allows (fewer stores, better
+	// compression), under the default 1 MiB.
+	if mp := int(r.nc.MaxPayload()) - 8<<10; mp > 0 && mp < r.maxBatch {
+		r.maxBatch = mp
+	}
 
 	var wg sync.WaitGroup
 	wg.Go(r.write)
@@ -170,8 +178,14 @@ func (r *Recorder) Run(ctx context.Context) error {
 					r.log.Warn("the recorder's subscription did not drain; what it held was not recorded")
 				}
 			}
+			if !r.Leader() && l.rev != 0 {
+				l.tick(context.WithoutCancel(ctx)) // stepped down on a backlog: take over again to store the ring
+			}
 			r.flush()
-			close(r.out)
+			r.mu.Lock()
+			r.ending = true
+			r.mu.Unlock()
+			r.notify()
 			wg.Wait()
 			l.release()
 			return nil
@@ -248,46 +262,78 @@ func (r *Recorder) flushLocked() {
 	if !r.leader || r.batch.n == 0 {
 		return
 	}
-	select {
-	case r.out <- r.batch:
+	r.enqueueLocked(r.batch)
+	if r.leader {
 		r.batch = &pending{data: make([]byte, 0, cap(r.batch.data)), epoch: r.epoch}
-	default:
-		// The store is more than 64 batches behind: step down rather than
-		// drop. The next lease tick takes over again (this replica or
-		// another) and resumes after the last stored batch from the ring.
-		r.log.Warn("the recording store is behind; stepping down to resume from the ring")
-		r.stepDownLocked(r.epoch)
 	}
 }
 
-// write stores the batches in order, one at a time, each fenced by the
-// sequence the last one got; a failure steps this replica down (its
-// successor resumes after the last stored batch, from its ring).
+// queueMax bounds what waits for the store; past it the recorder steps
+// down rather than drop (the next lease tick takes over again, this
+// replica or another, and resumes after the last stored batch from the
+// ring).
+const queueMax = 512 << 20
+
+func (r *Recorder) enqueueLocked(p *pending) {
+	if r.queued+len(p.data) > queueMax {
+		r.log.Warn("the recording store is behind; stepping down to resume from the ring", "queued_bytes", r.queued)
+		r.stepDownLocked(r.epoch)
+		return
+	}
+	r.queue = append(r.queue, p)
+	r.queued += len(p.data)
+	r.notify()
+}
+
+func (r *Recorder) notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// write stores the queued batches in order, one at a time, each fenced by
+// the sequence the last one got; a failure steps this replica down (its
+// successor resumes after the last stored batch, from its ring). It
+// returns once Run is ending and the queue is empty.
 func (r *Recorder) write() {
 	var last, epoch uint64
 	marked := map[string]uint64{}
-	for p := range r.out {
-		if p.first {
-			last, epoch = p.lastSeq, p.epoch
-		}
-		if p.epoch != epoch {
-			continue // a batch of a leadership that ended
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		ack, err := r.js.Publish(ctx, r.subject, p.data, jetstream.WithExpectLastSequencePerSubject(last))
-		cancel()
-		if err != nil {
-			r.m.lost.WithLabelValues(r.venue, "store").Add(float64(p.n))
-			r.log.Warn("store a batch; stepping down (the next recorder resumes after the last stored batch)", "messages", p.n, "err", err)
-			r.stepDown(p.epoch)
-			epoch = 0 // the rest of this leadership's batches are not stored
+	for {
+		r.mu.Lock()
+		q, ending := r.queue, r.ending
+		r.queue, r.queued = nil, 0
+		r.mu.Unlock()
+		if len(q) == 0 {
+			if ending {
+				return
+			}
+			<-r.wake
 			continue
 		}
-		last = ack.Sequence
-		r.mark(marked, p.cps, ack.Sequence)
-		r.m.recorded.WithLabelValues(r.venue).Add(float64(p.n))
-		r.recorded.Add(uint64(p.n))
-		r.m.batches.WithLabelValues(r.venue).Inc()
+		for _, p := range q {
+			if p.first {
+				last, epoch = p.lastSeq, p.epoch
+			}
+			if p.epoch != epoch {
+				continue // a batch of a leadership that ended
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ack, err := r.js.Publish(ctx, r.subject, p.data, jetstream.WithExpectLastSequencePerSubject(last))
+			cancel()
+			if err != nil {
+				r.m.lost.WithLabelValues(r.venue, "store").Add(float64(p.n))
+				r.log.Warn("store a batch; stepping down (the next recorder resumes after the last stored batch)", "messages", p.n, "err", err)
+				r.stepDown(p.epoch)
+				epoch = 0 // the rest of this leadership's batches are not stored
+				continue
+			}
+			last = ack.Sequence
+			r.mark(marked, p.cps, ack.Sequence)
+			r.m.recorded.WithLabelValues(r.venue).Add(float64(p.n))
+			r.recorded.Add(uint64(p.n))
+			r.m.batches.WithLabelValues(r.venue).Inc()
+		}
 	}
 }
 
@@ -323,6 +369,7 @@ func (r *Recorder) stepDownLocked(epoch uint64) {
 		return
 	}
 	r.leader, r.batch = false, nil
+	r.queue, r.queued = nil, 0 // the writer skips them anyway: free them now
 	r.epoch++
 	r.isLeader.Store(false)
 	r.m.leader.WithLabelValues(r.venue).Set(0)
@@ -374,6 +421,9 @@ func (r *Recorder) takeOver(ctx context.Context) error {
 	r.batch = &pending{epoch: r.epoch, first: true, lastSeq: lastSeq}
 	for _, f := range r.ring[from:] {
 		r.batch.add(f.subj, f.data)
+		if len(r.batch.data) >= r.maxBatch {
+			r.flushLocked()
+		}
 	}
 	r.isLeader.Store(true)
 	r.m.leader.WithLabelValues(r.venue).Set(1)

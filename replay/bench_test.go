@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/paddockhq/paddock/internal/clock"
 	"github.com/paddockhq/paddock/internal/embednats"
@@ -149,7 +151,18 @@ func BenchmarkRecordingBytesPerMessage(b *testing.B) {
 			var perMsg, payload float64
 			for b.Loop() {
 				_, _, dir, _ := recordN(b, record.Config{Uncompressed: !comp}, n)
-				perMsg = float64(diskBytes(dir)) / n
+				// The server compresses a block once it is sealed, in its
+				// own time: measure the store as it settles.
+				size := diskBytes(dir)
+				for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+					time.Sleep(500 * time.Millisecond) // the server's background work; no event says it is done
+					if now := diskBytes(dir); now < size {
+						size = now
+					} else {
+						break
+					}
+				}
+				perMsg = float64(size) / n
 				_, msgs := feedLike(n, time.Now(), time.Millisecond)
 				var sum int
 				for _, m := range msgs {
@@ -257,10 +270,16 @@ func BenchmarkReplayStartMidDay(b *testing.B) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		began := time.Now()
-		go func() { _ = r.Run(ctx) }()
-		<-first
+		errc := make(chan error, 1)
+		go func() { errc <- r.Run(ctx) }()
+		select {
+		case <-first:
+		case err := <-errc:
+			b.Fatalf("the replay ended before its first message: %v", err)
+		}
 		worst = max(worst, time.Since(began))
 		cancel()
+		<-errc
 		for len(first) > 0 {
 			<-first
 		}
@@ -297,13 +316,19 @@ func BenchmarkReplayPacing(b *testing.B) {
 						}
 						return
 					}
+					reg := prometheus.NewRegistry()
 					r, err := replay.New(js, nc, replay.Config{Prefix: prefix, Instruments: []replay.Instrument{{Venue: "binance", Symbol: "btcusdt"}},
-						Start: times[1], End: times[len(times)-1].Add(time.Nanosecond), Speed: 1}, nil, nil)
+						Start: times[1], End: times[len(times)-1].Add(time.Nanosecond), Speed: 1, Metrics: replay.NewMetrics(reg)}, nil, nil)
 					if err != nil {
 						b.Fatal(err)
 					}
 					go func() { _ = r.Run(ctx) }()
 					<-r.Done()
+					// The replayer's own pacing: lateness at publication
+					// (the p99's histogram bucket, and the share over 1 ms).
+					p99, over := histogramP99(b, reg, "paddock_replay_lateness_seconds", 1e-3)
+					b.ReportMetric(p99*1e6, "publish-p99-late-us<=")
+					b.ReportMetric(over*100, "publish-over-1ms-%")
 				})
 				q := func(q float64) time.Duration { return late[int(q*float64(len(late)-1))] }
 				b.ReportMetric(float64(len(late)), "msgs")
@@ -440,4 +465,32 @@ func BenchmarkIngestAtFeedRate(b *testing.B) {
 			}
 		})
 	}
+}
+
+// histogramP99 reads a histogram from reg: the upper bound of the bucket
+// holding its 99th percentile, and the share of observations above limit.
+func histogramP99(t testing.TB, reg *prometheus.Registry, name string, limit float64) (p99, over float64) {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		n := float64(h.GetSampleCount())
+		p99 = math.Inf(1)
+		for _, bk := range h.GetBucket() {
+			if float64(bk.GetCumulativeCount()) >= 0.99*n && math.IsInf(p99, 1) {
+				p99 = bk.GetUpperBound()
+			}
+			if bk.GetUpperBound() == limit {
+				over = 1 - float64(bk.GetCumulativeCount())/n
+			}
+		}
+		return p99, over
+	}
+	t.Fatalf("no histogram %s", name)
+	return 0, 0
 }

@@ -42,6 +42,8 @@ type Config struct {
 	// Speed is the pace against recorded time (1 = as recorded, 10 = ten
 	// times faster); 0 is as fast as possible.
 	Speed float64
+	// Metrics, when set, counts deliveries and pacing lateness.
+	Metrics *Metrics
 	// Lookback is how far before Start (by store time) reading begins for
 	// a venue with an instrument that has no checkpoint marker at or
 	// before Start (default three checkpoint intervals of the default 1m).
@@ -52,6 +54,7 @@ type Config struct {
 // use by its snapshot responder and Run.
 type Replayer struct {
 	c     Config
+	m     *Metrics
 	js    jetstream.JetStream
 	nc    *nats.Conn
 	clock clock.Clock
@@ -93,7 +96,10 @@ func New(js jetstream.JetStream, nc *nats.Conn, c Config, clk clock.Clock, log *
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Replayer{c: c, js: js, nc: nc, clock: clk, log: log.With("component", "replay"), books: map[string]*bookState{}, done: make(chan struct{})}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	r := &Replayer{c: c, m: c.Metrics, js: js, nc: nc, clock: clk, log: log.With("component", "replay"), books: map[string]*bookState{}, done: make(chan struct{})}
 	for _, in := range c.Instruments {
 		subj, err := proto.DataSubject(in.Venue, in.Symbol, proto.EventOrderbook)
 		if err != nil {
@@ -227,6 +233,7 @@ func (r *Replayer) Run(ctx context.Context) error {
 			if !clock.SleepUntil(r.clock, due, ctx.Done()) {
 				break
 			}
+			r.m.late.Observe(r.clock.Now().Sub(due).Seconds())
 		}
 		seqs[subj]++
 		buf = append(buf[:0], msg.Bytes()...)
@@ -240,6 +247,7 @@ func (r *Replayer) Run(ctx context.Context) error {
 			return fmt.Errorf("replay publish: %w", err)
 		}
 		r.published.Add(1)
+		r.m.delivered.Inc()
 		r.now.Store(t.UnixNano())
 	}
 	if err := r.nc.Flush(); err != nil && ctx.Err() == nil {
@@ -328,7 +336,7 @@ func (r *Replayer) cursor(ctx context.Context, venue string, cfg jetstream.Order
 	if err != nil {
 		return nil, fmt.Errorf("read the recording of %s: %w", venue, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(256))
+	it, err := cons.Messages(jetstream.PullMaxBytes(4 << 20)) // a few batches ahead: 256 of up to 1 MiB each would arrive in bursts that delay what the node receives on the same connection
 	if err != nil {
 		return nil, fmt.Errorf("read the recording of %s: %w", venue, err)
 	}

@@ -124,7 +124,7 @@ func Start(c *Config, log *slog.Logger) (_ *Node, err error) {
 			rins = append(rins, replay.Instrument{Venue: in.Venue, Symbol: in.Symbol})
 		}
 		if n.replayer, err = replay.New(js, n.nc, replay.Config{Prefix: proto.ReplayNamespace(c.Name), Instruments: rins,
-			Start: r.Start, End: r.End, Speed: r.Speed}, nil, n.log); err != nil {
+			Start: r.Start, End: r.End, Speed: r.Speed, Metrics: replay.NewMetrics(reg)}, nil, n.log); err != nil {
 			return nil, err
 		}
 		if r.Mode == "replay" {
