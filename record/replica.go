@@ -61,8 +61,8 @@ type Recorder struct {
 	epoch  uint64   // counts leaderships: a batch of an ended one is not stored
 	batch  *pending // the leader's batch being filled
 	ring   []ringFrame
-	head   int // ring[head:] is held
-	held   int // bytes in ring[head:]
+	head   int        // ring[head:] is held
+	held   int        // bytes in ring[head:]
 	queue  []*pending // batches for the writer, in order
 	queued int        // bytes in queue
 	wake   chan struct{}
