@@ -95,6 +95,15 @@ func TestDevRunsTheExampleEndToEnd(t *testing.T) {
 		done <- run(ctx, []string{"dev", "-nats-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0", "-api-listen", "127.0.0.1:0",
 			"-state-dir", state, "-rate", "200", "-example", "../../examples/.dev-env.yaml", "-source-dir", "../.."}, &out, &out)
 	}()
+	defer func() {
+		if t.Failed() { // stop dev, and with it its nodes, before the test binary exits
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+			}
+		}
+	}()
 	wait := func(what string, limit time.Duration, cond func() bool) {
 		t.Helper()
 		deadline := time.After(limit)

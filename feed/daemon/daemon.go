@@ -144,6 +144,14 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 			}
 		})
 	}
+	// The recorders subscribe before the feed publishes, so that its first
+	// books (the checkpoints a replay starts from) are recorded.
+	for _, r := range recorders {
+		select {
+		case <-r.Subscribed():
+		case <-svcCtx.Done():
+		}
+	}
 	runErr := svc.Run(svcCtx)
 	_ = nc.Flush()
 	stopRec()

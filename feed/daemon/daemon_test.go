@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/paddockhq/paddock/feed/sim"
 	"github.com/paddockhq/paddock/proto"
+	"github.com/paddockhq/paddock/record"
 )
 
 // TestRunAgainstSimulator runs the whole daemon from a configuration, as
@@ -226,5 +229,61 @@ func TestRunOwnsNoServer(t *testing.T) {
 	}
 	if err := Run(t.Context(), cfg, nil, nil); err == nil || !strings.Contains(err.Error(), "no NATS URL") {
 		t.Fatalf("Run without a URL: %v", err)
+	}
+}
+
+// TestTheFirstBooksAreRecorded: the recorders subscribe before the feed
+// publishes, so the books it first loads are in the recording, indexed:
+// a replay can start seconds after the feed did, long before the first
+// periodic checkpoint (an hour here).
+func TestTheFirstBooksAreRecorded(t *testing.T) {
+	sm, err := sim.New("127.0.0.1:0", sim.Config{Symbols: []sim.Symbol{{Name: "BTCUSDT"}}, TradeEvery: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	cfg, err := ParseConfig([]byte(`
+nats: {embedded: {listen: "127.0.0.1:0", store_dir: "` + t.TempDir() + `"}}
+metrics_listen: 127.0.0.1:0
+record: {checkpoint_interval: 1h}
+venues:
+  - {name: binance, ws_url: "` + sm.SpotWS() + `", rest_url: "` + sm.SpotREST() + `", instruments: [btcusdt]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := StartNATS(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	ctx, cancel := context.WithCancel(t.Context())
+	started := make(chan Started, 1)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, nil, func(s Started) { started <- s }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	st := <-started
+	nc, err := nats.Connect(st.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		rs, err := record.Coverage(t.Context(), js, "binance", "btcusdt")
+		if err == nil && len(rs) == 1 && !rs[0].Imported {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the feed's first book was not recorded and indexed: %v %v", rs, err)
+		}
+		sm.Step(1)
+		time.Sleep(50 * time.Millisecond) // the feed and the recorder run on their own goroutines
 	}
 }
