@@ -6,7 +6,7 @@ TOOLS     := $(CURDIR)/.tools/bin
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 # Packages whose benchmarks `make bench` runs, with ratios computed in one run.
-BENCH_PKGS ?= ./proto ./bench/wire ./feed/jsonscan ./feed/session ./feed/binance ./feed/bybit ./book ./risk ./sandbox ./envmgr ./envmgr/natskv ./envmgr/local
+BENCH_PKGS ?= ./proto ./bench/wire ./feed/jsonscan ./feed/session ./feed/binance ./feed/bybit ./book ./risk ./sandbox ./envmgr ./envmgr/natskv ./envmgr/local ./envmgr/schedule
 
 .PHONY: run build test vet fmt-check go-test alloc-test js-test tf-fmt tf-tools test-module aws-provider bench bench-replay bench-e2e bench-tf fuzz lint proto-gen
 
