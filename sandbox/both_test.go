@@ -13,12 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/paddockhq/paddock/feed/daemon"
-	"github.com/paddockhq/paddock/feed/sim"
 	"github.com/paddockhq/paddock/internal/embednats"
 	"github.com/paddockhq/paddock/internal/natstest"
 	"github.com/paddockhq/paddock/proto"
-	"github.com/paddockhq/paddock/record"
 	"github.com/paddockhq/paddock/sandbox/client"
 )
 
@@ -107,32 +104,7 @@ func bothStrategy() error {
 // fills on the live book.
 func TestBothModeTradesLiveBesideTheReplay(t *testing.T) {
 	ns := natstest.Server(t, embednats.Options{StoreDir: t.TempDir()})
-	s, err := sim.New("127.0.0.1:0", sim.Config{Symbols: []sim.Symbol{{Name: "BTCUSDT", Price: 27123.45}}, Seed: 7, TradeEvery: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.Step(20)
-	fc := &daemon.Config{NATS: daemon.NATSConfig{URLs: []string{ns.ClientURL()}}, MetricsListen: "127.0.0.1:0", StatusInterval: 100 * time.Millisecond,
-		Record: &record.Config{CheckpointInterval: 100 * time.Millisecond},
-		Venues: []daemon.VenueConfig{{Name: "binance", WSURL: s.SpotWS(), RESTURL: s.SpotREST(), Instruments: []string{"btcusdt"}, SilenceTimeout: time.Minute}}}
-	if err := fc.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	fctx, stopFeed := context.WithCancel(context.Background())
-	fdone := make(chan error, 1)
-	go func() { fdone <- daemon.Run(fctx, fc, nil, nil) }()
-	defer func() {
-		stopFeed()
-		if err := <-fdone; err != nil {
-			t.Error(err)
-		}
-	}()
-	began := time.Now()
-	for range 100 {
-		s.Step(2)
-		time.Sleep(10 * time.Millisecond) // the recording's clock is the wall clock: spread it
-	}
+	s, began, _ := recordedSim(t, ns.ClientURL())
 	recorded := time.Now()
 
 	// The live market keeps moving while the node runs.

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,30 +23,8 @@ import (
 // healthy on the replayer's heartbeat.
 func TestANodeTradesOnAReplay(t *testing.T) {
 	ns := natstest.Server(t, embednats.Options{StoreDir: t.TempDir()})
-	s, err := sim.New("127.0.0.1:0", sim.Config{Symbols: []sim.Symbol{{Name: "BTCUSDT", Price: 27123.45}}, Seed: 7, TradeEvery: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.Step(20)
-	fc := &daemon.Config{NATS: daemon.NATSConfig{URLs: []string{ns.ClientURL()}}, MetricsListen: "127.0.0.1:0", StatusInterval: 100 * time.Millisecond,
-		Record: &record.Config{CheckpointInterval: 100 * time.Millisecond},
-		Venues: []daemon.VenueConfig{{Name: "binance", WSURL: s.SpotWS(), RESTURL: s.SpotREST(), Instruments: []string{"btcusdt"}, SilenceTimeout: time.Minute}}}
-	if err := fc.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	fctx, stopFeed := context.WithCancel(context.Background())
-	fdone := make(chan error, 1)
-	go func() { fdone <- daemon.Run(fctx, fc, nil, nil) }()
-	began := time.Now()
-	for range 100 {
-		s.Step(2)
-		time.Sleep(10 * time.Millisecond) // the recording's clock is the wall clock: spread it
-	}
+	_, began, stopFeed := recordedSim(t, ns.ClientURL())
 	stopFeed()
-	if err := <-fdone; err != nil {
-		t.Fatal(err)
-	}
 	ended := time.Now()
 
 	dir := t.TempDir()
@@ -92,4 +71,40 @@ func TestANodeTradesOnAReplay(t *testing.T) {
 	if now := n.replayer.Now(); now.Before(c.Replay.Start) || !now.Before(c.Replay.End) {
 		t.Fatalf("replay clock %s outside the range", now)
 	}
+}
+
+// recordedSim runs a simulator and a recording feed on the server at url
+// and steps the market for about a second; it returns the simulator (for
+// more steps), when the recording began, and a function that stops the
+// feed (idempotent; also run when the test ends).
+func recordedSim(t *testing.T, url string) (*sim.Sim, time.Time, func()) {
+	t.Helper()
+	s, err := sim.New("127.0.0.1:0", sim.Config{Symbols: []sim.Symbol{{Name: "BTCUSDT", Price: 27123.45}}, Seed: 7, TradeEvery: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	s.Step(20)
+	fc := &daemon.Config{NATS: daemon.NATSConfig{URLs: []string{url}}, MetricsListen: "127.0.0.1:0", StatusInterval: 100 * time.Millisecond,
+		Record: &record.Config{CheckpointInterval: 100 * time.Millisecond},
+		Venues: []daemon.VenueConfig{{Name: "binance", WSURL: s.SpotWS(), RESTURL: s.SpotREST(), Instruments: []string{"btcusdt"}, SilenceTimeout: time.Minute}}}
+	if err := fc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithCancel(context.Background())
+	fdone := make(chan error, 1)
+	go func() { fdone <- daemon.Run(fctx, fc, nil, nil) }()
+	stop := sync.OnceFunc(func() {
+		cancel()
+		if err := <-fdone; err != nil {
+			t.Errorf("feed: %v", err)
+		}
+	})
+	t.Cleanup(stop)
+	began := time.Now()
+	for range 100 {
+		s.Step(2)
+		time.Sleep(10 * time.Millisecond) // the recording's clock is the wall clock: spread it
+	}
+	return s, began, stop
 }

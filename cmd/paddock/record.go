@@ -18,13 +18,14 @@ import (
 )
 
 func init() {
-	commands["record"] = command{"market data recordings: coverage (what a replay environment can replay)", runRecord}
+	commands["record"] = command{"market data recordings: coverage (what a replay environment can replay), import (backfill a day)", runRecord}
 }
 
 func runRecord(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || isHelp(args[0]) {
 		fmt.Fprint(stdout, "usage: paddock record coverage|import [-nats-url URL] [-nats-creds FILE]\n\n"+
-			"  coverage   the recorded range of every venue: replay_start and replay_end must lie inside it\n"+
+			"  coverage   what is recorded of every instrument (live, from its first checkpoint; and imported days):\n"+
+			"             a replay's replay_start and replay_end must lie inside one of its ranges\n"+
 			"  import -venue V -symbol S -kind K FILE.zip [-checksum FILE.zip.CHECKSUM]\n"+
 			"             backfill a day from a Binance public data dump; kinds: trades, aggTrades (spot),\n"+
 			"             um-aggTrades, um-bookTicker (USD-M futures)\n")
