@@ -109,7 +109,8 @@ func NewRecorder(nc *nats.Conn, js jetstream.JetStream, venue string, log *slog.
 }
 
 // Subscribed is closed once the recorder's subscription is in place on
-// the server: what is published after it is recorded.
+// the server (what is published after it is recorded) and it has taken
+// the lease or stands by, watching for its handover.
 func (r *Recorder) Subscribed() <-chan struct{} { return r.subscribed }
 
 // Recorded counts the messages this replica stored (acknowledged by
@@ -144,7 +145,6 @@ func (r *Recorder) Run(ctx context.Context) error {
 		return fmt.Errorf("record %s: %w", r.venue, err)
 	}
 	r.started = time.Now()
-	close(r.subscribed)
 	// Batches as large as the server allows (fewer stores, better
 	// compression), under the default 1 MiB.
 	if mp := int(r.nc.MaxPayload()) - 8<<10; mp > 0 && mp < r.maxBatch {
@@ -154,8 +154,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(r.write)
 	l := &lease{r: r, kv: kv}
-	l.tick(ctx) // the first replica up takes the lease at once
-	// A lease handed over (deleted) is taken at once, not at the next tick.
+	// A lease handed over (deleted) is taken at once, not at the next
+	// tick: the watch is in place before the first try.
 	var handover <-chan jetstream.KeyValueEntry
 	if w, err := kv.Watch(ctx, r.venue, jetstream.UpdatesOnly()); err == nil {
 		defer func() { _ = w.Stop() }()
@@ -163,6 +163,8 @@ func (r *Recorder) Run(ctx context.Context) error {
 	} else {
 		r.log.Warn("watch the recording lease; a handover waits for the next tick", "err", err)
 	}
+	l.tick(ctx) // the first replica up takes the lease at once
+	close(r.subscribed)
 	flushT := time.NewTicker(r.every)
 	defer flushT.Stop()
 	leaseT := time.NewTicker(r.Lease / 4)
