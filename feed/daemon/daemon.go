@@ -122,9 +122,6 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 	go func() { httpDone <- srv.Serve(ln) }()
 	metricsURL := "http://" + ln.Addr().String()
 	log.Info("feed endpoints", "component", "feed", "metrics", metricsURL+"/metrics", "ready", metricsURL+"/readyz")
-	if onStart != nil {
-		onStart(Started{NATSURL: natsURL, MetricsURL: metricsURL, Service: svc})
-	}
 
 	// The recorders outlive the service by its shutdown, so that the
 	// shutdown Resets are recorded too.
@@ -151,6 +148,12 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, onStart func(Starte
 		case <-r.Subscribed():
 		case <-svcCtx.Done():
 		}
+	}
+	// Started once the recorders are ready: what the caller starts next
+	// (an environment manager asking the feed what it carries) finds the
+	// feed about to answer, not waiting on its recorders.
+	if onStart != nil {
+		onStart(Started{NATSURL: natsURL, MetricsURL: metricsURL, Service: svc})
 	}
 	runErr := svc.Run(svcCtx)
 	_ = nc.Flush()
